@@ -1,0 +1,1 @@
+"""Annotation stages: CDR preferences, safety labels, attribute ratings, judges."""

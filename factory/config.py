@@ -1,0 +1,186 @@
+"""Pipeline configs: YAML parsed at the edge into pydantic models (DESIGN.md §5).
+
+Every error names the YAML path of the fault, e.g. `stages[1].config.n: ...`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from factory.engines.spec import ModelSpec
+from factory.errors import ConfigError
+from factory.ids import stable_hash
+from factory.stage import Stage
+from factory.stages import resolve_stage
+
+
+class SeedInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    seed: Path = Field(description="JSONL or Parquet file of prompts, relative to the YAML file.")
+    dataset: str | None = Field(default=None, description="Data set the seed rows are loaded into (default: file stem).")
+
+
+class DatasetInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(description="Data set to read: an earlier stage's output or one already in the store.")
+    where: str | None = Field(default=None, description="SQL predicate selecting the input rows.")
+
+
+class Resources(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: int = Field(default=1, ge=1, description="Actors in the stage's pool (each loads its models once).")
+    num_cpus: float = Field(default=1, ge=0, description="CPUs reserved per actor.")
+    num_gpus: float = Field(default=0, ge=0, description="GPUs per actor.")
+    batch_size: int = Field(default=8, ge=1, description="Input rows per batch; a batch is one committed shard.")
+
+
+class StageSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stage: str = Field(description="Short stage name (see factory.stages) or a dotted path 'package.module:Class'.")
+    name: str | None = Field(default=None, description="Unique name in this pipeline (default: the stage name).")
+    input: SeedInput | DatasetInput = Field(description="Where the stage's input rows come from.")
+    output: str | None = Field(default=None, description="Data set written (default: the stage's own).")
+    model: str | None = Field(default=None, description="Shorthand for models: {model: NAME}.")
+    models: dict[str, str] = Field(default_factory=dict, description="Role -> model name from the models section.")
+    config: dict[str, Any] = Field(default_factory=dict, description="The stage's own settings (its Config type).")
+    resources: Resources = Field(default_factory=Resources)
+
+    @model_validator(mode="after")
+    def _model_shorthand(self) -> StageSpec:
+        if self.model is not None:
+            self.models = {"model": self.model, **self.models}
+        return self
+
+
+class PipelineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Pipeline name, recorded with every run.")
+    executor: Literal["ray", "local"] = Field(
+        default="ray", description="'ray': Ray Data actor pools; 'local': the same stage code in this process."
+    )
+    models: dict[str, ModelSpec] = Field(default_factory=dict, description="Named models the stages use.")
+    stages: list[StageSpec] = Field(min_length=1, description="Stages, run in order.")
+
+
+@dataclass
+class PlannedStage:
+    """A stage spec with its class resolved, its config typed and its models looked up."""
+
+    index: int
+    spec: StageSpec
+    name: str
+    stage_class: type[Stage]
+    config: BaseModel
+    models: dict[str, ModelSpec]
+    output: str
+    fingerprint: str
+
+    @property
+    def path(self) -> str:
+        return f"stages[{self.index}]"
+
+
+@dataclass
+class Pipeline:
+    config: PipelineConfig
+    base_dir: Path
+    stages: list[PlannedStage]
+
+    def seed_path(self, stage: PlannedStage) -> Path:
+        assert isinstance(stage.spec.input, SeedInput)
+        path = stage.spec.input.seed
+        return path if path.is_absolute() else self.base_dir / path
+
+
+def format_location(location: tuple[Any, ...]) -> str:
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _validation_message(exc: ValidationError, prefix: str = "") -> str:
+    problems = []
+    for error in exc.errors():
+        # Union members add their class name to the location; it means nothing to a YAML author.
+        location = tuple(p for p in error["loc"] if p not in ("SeedInput", "DatasetInput"))
+        where = format_location(location)
+        where = f"{prefix}.{where}" if prefix and where else (prefix or where)
+        problems.append(f"{where}: {error['msg']}")
+    return "; ".join(problems)
+
+
+def parse_pipeline(raw: Any, base_dir: Path, source: str = "<pipeline>") -> Pipeline:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a pipeline is a YAML mapping with 'name', 'models' and 'stages'")
+    try:
+        config = PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_validation_message(exc)}") from None
+    planned: list[PlannedStage] = []
+    names: set[str] = set()
+    for index, spec in enumerate(config.stages):
+        path = f"stages[{index}]"
+        stage_class = resolve_stage(spec.stage, f"{source}: {path}.stage")
+        name = spec.name or spec.stage.rsplit(".", 1)[-1].rsplit(":", 1)[-1]
+        if name in names:
+            raise ConfigError(f"{source}: {path}.name: stage name {name!r} is used twice; give each stage a name")
+        names.add(name)
+        try:
+            typed = stage_class.Config.model_validate(spec.config)
+        except ValidationError as exc:
+            raise ConfigError(f"{source}: {_validation_message(exc, f'{path}.config')}") from None
+        models = _stage_models(config, spec, stage_class, f"{source}: {path}")
+        output = spec.output or stage_class.default_output
+        fingerprint = stable_hash(
+            stage_class.__module__ + "." + stage_class.__qualname__,
+            typed.model_dump(mode="json"),
+            {role: model.name for role, model in models.items()},
+        )
+        planned.append(PlannedStage(index, spec, name, stage_class, typed, models, output, fingerprint))
+    return Pipeline(config, base_dir, planned)
+
+
+def _stage_models(config: PipelineConfig, spec: StageSpec, stage_class: type[Stage], where: str) -> dict[str, ModelSpec]:
+    models = {}
+    for role in stage_class.model_roles:
+        if role not in spec.models:
+            raise ConfigError(f"{where}.models.{role}: stage '{spec.stage}' needs a model for role '{role}'")
+    for role, model_name in spec.models.items():
+        field = "model" if role == "model" and spec.model is not None else f"models.{role}"
+        if role not in stage_class.model_roles:
+            raise ConfigError(
+                f"{where}.{field}: stage '{spec.stage}' has no model role {role!r} "
+                f"(roles: {', '.join(stage_class.model_roles) or 'none'})"
+            )
+        if model_name not in config.models:
+            defined = ", ".join(sorted(config.models)) or "none"
+            raise ConfigError(f"{where}.{field}: unknown model {model_name!r} (defined in models: {defined})")
+        models[role] = config.models[model_name]
+    return models
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read pipeline {path}: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: malformed YAML: {problem}") from None
+    return parse_pipeline(raw, path.parent.resolve(), str(path))

@@ -1,0 +1,18 @@
+"""Inference backends behind one interface (DESIGN.md §3)."""
+
+from factory.engines.base import Completion, Conversation, Engine, Generation, Message, SamplingParams
+from factory.engines.spec import ModelSpec
+
+
+def load_engine(spec: ModelSpec) -> Engine:
+    """Load the model a spec names, on the backend it names. Expensive: once per actor."""
+    if spec.backend == "transformers":
+        from factory.engines.transformers_engine import TransformersEngine
+
+        return TransformersEngine(spec)
+    raise ValueError(f"unknown backend {spec.backend!r}")
+
+
+__all__ = [
+    "Completion", "Conversation", "Engine", "Generation", "Message", "ModelSpec", "SamplingParams", "load_engine",
+]

@@ -1,0 +1,64 @@
+"""The engine interface: three calls cover every method in the factory (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+Conversation = list[Message]
+
+
+class SamplingParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n: int = Field(default=1, ge=1, description="Samples per conversation.")
+    max_new_tokens: int = Field(default=256, ge=1, description="Generation stops after this many tokens.")
+    temperature: float = Field(default=0.7, ge=0.0, description="0 means greedy decoding.")
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    seed: int | None = Field(default=None, description="Seed for sampling; same seed and batch give the same text.")
+
+
+@dataclass
+class Completion:
+    text: str
+    finish_reason: Literal["stop", "length"]
+    completion_tokens: int
+
+
+@dataclass
+class Generation:
+    """The n completions of one conversation."""
+
+    prompt_tokens: int
+    completions: list[Completion] = field(default_factory=list)
+
+
+class Engine(ABC):
+    """A loaded model. Built once per actor; every call takes a whole batch."""
+
+    name: str
+
+    @abstractmethod
+    def generate(self, conversations: list[Conversation], sampling: SamplingParams) -> list[Generation]:
+        """n sampled completions for each conversation."""
+
+    @abstractmethod
+    def logprobs(self, conversations: list[Conversation], responses: list[str]) -> list[list[float]]:
+        """Teacher-forced log-probability of each token of each response, given its conversation."""
+
+    def option_probs(self, conversations: list[Conversation], options: list[str]) -> list[list[float]]:
+        """Probability of each option string as the assistant's next text, for each conversation.
+
+        Exact for multi-token options: the product of the option's token probabilities. Not
+        renormalised over the options; callers that want a distribution divide by the sum.
+        """
+        pairs = [(conversation, option) for conversation in conversations for option in options]
+        scores = self.logprobs([c for c, _ in pairs], [o for _, o in pairs])
+        flat = [math.exp(sum(tokens)) for tokens in scores]
+        width = len(options)
+        return [flat[i * width : (i + 1) * width] for i in range(len(conversations))]

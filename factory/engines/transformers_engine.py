@@ -1,0 +1,173 @@
+"""The `transformers` backend: CPU or GPU, the embedded default."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from factory.engines.base import Completion, Conversation, Engine, Generation, SamplingParams
+from factory.engines.spec import ModelSpec
+from factory.models import resolve_model
+
+
+class PromptTooLongError(ValueError):
+    """The prompt plus the tokens to generate do not fit the model's context."""
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
+    if requested != "auto":
+        return getattr(torch, requested)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16  # ≈1.5x faster than fp32 on the CPUs here (DESIGN.md §7)
+
+
+def plain_prompt(conversation: Conversation) -> str:
+    """Prompt text for a model without a chat template (a base model)."""
+    turns = [f"{message['role'].capitalize()}: {message['content']}" for message in conversation]
+    return "\n\n".join(turns) + "\n\nAssistant:"
+
+
+class TransformersEngine(Engine):
+    def __init__(self, spec: ModelSpec, model: PreTrainedModel | None = None,
+                 tokenizer: PreTrainedTokenizerBase | None = None):
+        """Load `spec.name`; tests may hand in an already built model and tokenizer."""
+        self.name = spec.name
+        self.spec = spec
+        self.device = pick_device(spec.device)
+        if spec.threads or self.device.type == "cpu":
+            # Ray sets OMP_NUM_THREADS to the actor's CPUs; torch reads it only at import, so apply it.
+            torch.set_num_threads(spec.threads or int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
+        path = resolve_model(spec.name) if model is None or tokenizer is None else None
+        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
+        dtype = pick_dtype(spec.dtype, self.device)
+        self.model = (model or AutoModelForCausalLM.from_pretrained(path, dtype=dtype)).to(self.device, dtype).eval()
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.stop_ids = self._stop_token_ids()
+        self.max_context = int(
+            getattr(self.model.config, "max_position_embeddings", None) or self.tokenizer.model_max_length
+        )
+
+    def _stop_token_ids(self) -> set[int]:
+        ids = {self.tokenizer.eos_token_id}
+        configured = getattr(self.model.generation_config, "eos_token_id", None)
+        ids.update(configured if isinstance(configured, list) else [configured])
+        return {i for i in ids if i is not None}
+
+    # ---- formatting ----------------------------------------------------------------------------
+
+    def prompt_ids(self, conversation: Conversation) -> list[int]:
+        """Token ids of a conversation formatted for the assistant's next turn."""
+        if self.tokenizer.chat_template:
+            encoded = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
+            # transformers 5 returns a BatchEncoding here; older releases a plain list.
+            return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
+        return self.tokenizer(plain_prompt(conversation)).input_ids
+
+    def _left_padded(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(seq) for seq in sequences)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        for row, seq in enumerate(sequences):
+            ids[row, width - len(seq):] = torch.tensor(seq)
+            mask[row, width - len(seq):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    # ---- the three calls -----------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def generate(self, conversations: list[Conversation], sampling: SamplingParams) -> list[Generation]:
+        prompts = [self.prompt_ids(conversation) for conversation in conversations]
+        for prompt in prompts:
+            if len(prompt) + sampling.max_new_tokens > self.max_context:
+                raise PromptTooLongError(
+                    f"prompt of {len(prompt)} tokens + max_new_tokens {sampling.max_new_tokens} "
+                    f"exceeds the model's context of {self.max_context}"
+                )
+        ids, mask = self._left_padded(prompts)
+        if sampling.seed is not None:
+            torch.manual_seed(sampling.seed)
+        greedy = sampling.temperature == 0
+        output = self.model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=sampling.max_new_tokens,
+            do_sample=not greedy,
+            temperature=None if greedy else sampling.temperature,
+            top_p=None if greedy else sampling.top_p,
+            top_k=None,
+            num_return_sequences=sampling.n,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=sorted(self.stop_ids),
+        )
+        new_tokens = output[:, ids.shape[1]:].tolist()
+        generations = []
+        for index, prompt in enumerate(prompts):
+            generation = Generation(prompt_tokens=len(prompt))
+            for sample in new_tokens[index * sampling.n : (index + 1) * sampling.n]:
+                generation.completions.append(self._completion(sample))
+            generations.append(generation)
+        return generations
+
+    def _completion(self, tokens: list[int]) -> Completion:
+        stop = next((i for i, token in enumerate(tokens) if token in self.stop_ids), None)
+        kept = tokens if stop is None else tokens[:stop]
+        text = self.tokenizer.decode(kept, skip_special_tokens=True)
+        return Completion(
+            text=text.strip(),
+            finish_reason="length" if stop is None else "stop",
+            completion_tokens=len(kept) + (0 if stop is None else 1),  # the stop token was generated too
+        )
+
+    @torch.inference_mode()
+    def logprobs(self, conversations: list[Conversation], responses: list[str]) -> list[list[float]]:
+        if len(conversations) != len(responses):
+            raise ValueError(f"{len(conversations)} conversations but {len(responses)} responses")
+        pairs = []
+        for conversation, response in zip(conversations, responses):
+            prompt = self.prompt_ids(conversation)
+            # Tokenised separately so the scored tokens are exactly the response's own.
+            answer = self.tokenizer(response, add_special_tokens=False).input_ids
+            if len(prompt) + len(answer) > self.max_context:
+                raise PromptTooLongError(
+                    f"prompt + response of {len(prompt) + len(answer)} tokens exceed the context of {self.max_context}"
+                )
+            pairs.append((prompt, answer))
+        results: list[list[float]] = []
+        step = self.spec.max_batch_size
+        for start in range(0, len(pairs), step):
+            results.extend(self._score_chunk(pairs[start : start + step]))
+        return results
+
+    def _score_chunk(self, pairs: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+        sequences = [prompt + answer for prompt, answer in pairs]
+        width = max(len(seq) for seq in sequences)
+        ids = torch.full((len(sequences), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, seq in enumerate(sequences):  # right padding: positions stay 0..len-1
+            ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+        scores = []
+        for row, (prompt, answer) in enumerate(pairs):
+            if not answer:
+                scores.append([])
+                continue
+            # Logits at position t predict token t+1: the response's tokens are predicted from
+            # positions len(prompt)-1 .. len(prompt)+len(answer)-2. Soft-max only those rows.
+            start = len(prompt) - 1
+            row_logits = logits[row, start : start + len(answer)].float()
+            log_probs = torch.log_softmax(row_logits, dim=-1)
+            targets = torch.tensor(answer, device=log_probs.device).unsqueeze(1)
+            scores.append(log_probs.gather(1, targets).squeeze(1).tolist())
+        return scores

@@ -1,0 +1,113 @@
+"""Export a slice of a data set as a Hugging Face dataset folder.
+
+The folder holds both layouts, so every reader works: `datasets.load_from_disk(out)` (Arrow files
+from `save_to_disk`) and `load_dataset("parquet", data_files=f"{out}/data/*.parquet")` (or simply
+`load_dataset(out)`: the card's YAML header points at the Parquet files). The card names the
+pipelines, models and run ids the rows came from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import datasets
+import polars as pl
+
+from factory.errors import FactoryError
+from factory.store import Store, check_dataset_name
+
+ExportFormat = Literal["raw", "sft"]
+FORMATS: tuple[str, ...] = ("raw", "sft")
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    rows: int
+    format: str
+
+
+def _select(store: Store, dataset: str, where: str | None, fmt: ExportFormat) -> pl.DataFrame:
+    check_dataset_name(dataset)
+    if not store.has(dataset):
+        raise FactoryError(f"no data set {dataset!r} in store {store.location}")
+    conditions = [f"({where})"] if where else []
+    columns = store.columns(dataset)
+    if fmt == "sft":
+        needed = {"prompt", "response"} - set(columns)
+        if needed:
+            raise FactoryError(f"--format sft needs columns prompt and response; {dataset!r} lacks {', '.join(sorted(needed))}")
+        conditions.append("response IS NOT NULL")
+        if "error" in columns:
+            conditions.append("error IS NULL")  # error rows are for audit, never for training
+    clause = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    return store.sql(f"SELECT * FROM {dataset}{clause} ORDER BY id")
+
+
+def to_sft(frame: pl.DataFrame) -> pl.DataFrame:
+    """TRL's conversational SFT format: one `messages` list per row (system turn when present)."""
+    has_system = "system_prompt" in frame.columns
+    messages = []
+    for row in frame.iter_rows(named=True):
+        turns = [{"role": "system", "content": row["system_prompt"]}] if has_system and row["system_prompt"] else []
+        turns += [{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": row["response"]}]
+        messages.append(turns)
+    return pl.DataFrame({"id": frame["id"], "messages": messages})
+
+
+def _card(store: Store, dataset: str, frame: pl.DataFrame, where: str | None, fmt: str) -> str:
+    run_ids = sorted(frame["run_id"].unique().to_list()) if "run_id" in frame.columns else []
+    models = sorted(m for m in frame["model"].unique().to_list() if m) if "model" in frame.columns else []
+    pipelines: list[str] = []
+    if run_ids and store.has("runs"):
+        listed = ", ".join(f"'{run_id}'" for run_id in run_ids)
+        pipelines = store.sql(f"SELECT DISTINCT pipeline FROM runs WHERE run_id IN ({listed}) ORDER BY 1")["pipeline"].to_list()
+    bullet = lambda items: "\n".join(f"- `{item}`" for item in items) or "- (none recorded)"  # noqa: E731
+    return f"""---
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: data/*.parquet
+---
+# {dataset}
+
+Exported by the LLM data factory on {dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}.
+
+- store: `{store.location}`
+- data set: `{dataset}`, filter: `{where or "none"}`, format: `{fmt}`
+- rows: {frame.height}
+
+## Pipelines
+{bullet(pipelines)}
+
+## Models
+{bullet(models)}
+
+## Runs
+{bullet(run_ids)}
+"""
+
+
+def export_dataset(store: Store, dataset: str, out: str | Path, where: str | None = None,
+                   fmt: ExportFormat = "raw", overwrite: bool = False) -> ExportResult:
+    if fmt not in FORMATS:
+        raise FactoryError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FactoryError(f"{out} exists and is not empty; pass --overwrite to replace it")
+        shutil.rmtree(out)
+    frame = _select(store, dataset, where, fmt)
+    card = _card(store, dataset, frame, where, fmt)
+    exported = to_sft(frame) if fmt == "sft" else frame
+    hf = datasets.Dataset.from_polars(exported)
+    hf.save_to_disk(str(out))
+    (out / "data").mkdir()
+    hf.to_parquet(str(out / "data" / "train-00000-of-00001.parquet"))
+    (out / "README.md").write_text(card)
+    return ExportResult(out, hf.num_rows, fmt)

@@ -1,0 +1,72 @@
+"""Where a stage's batches run: Ray Data actor pools, or this process. Same stage code either way."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from factory.config import PlannedStage
+from factory.engines import load_engine
+from factory.stage import Stage, StageContext
+
+
+class StageActor:
+    """The Ray Data UDF: builds the stage (and loads its models) once, then maps batches."""
+
+    def __init__(self, planned: PlannedStage, run_id: str):
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # batches already use every thread
+        engines = {role: load_engine(spec) for role, spec in planned.models.items()}
+        context = StageContext(planned.name, planned.config, run_id, planned.fingerprint, engines)
+        self.stage: Stage = planned.stage_class(context)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return self.stage(batch)
+
+
+def batches(table: pa.Table, batch_size: int) -> list[pa.Table]:
+    return [table.slice(start, batch_size) for start in range(0, table.num_rows, batch_size)]
+
+
+def run_local(planned: PlannedStage, run_id: str, todo: pa.Table) -> Iterator[pa.Table]:
+    actor = StageActor(planned, run_id)
+    for batch in batches(todo, planned.spec.resources.batch_size):
+        yield actor(batch)
+
+
+def ensure_ray() -> None:
+    import ray
+
+    if not ray.is_initialized():
+        # RAY_ADDRESS (set by `ray job submit`) makes this join the cluster; else a local one starts.
+        ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING, configure_logging=False)
+
+
+def run_ray(planned: PlannedStage, run_id: str, todo: pa.Table) -> Iterator[pa.Table]:
+    import ray.data
+
+    ensure_ray()
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the driver shows one bar for the whole stage
+    context.print_on_execution_start = False
+    resources = planned.spec.resources
+    # One block per batch: Ray Data then hands each actor call exactly one batch, and the
+    # driver gets each batch back as soon as it is done (a shard per batch, for resume).
+    dataset = ray.data.from_arrow(batches(todo, resources.batch_size))
+    mapped = dataset.map_batches(
+        StageActor,
+        fn_constructor_kwargs={"planned": planned, "run_id": run_id},
+        batch_size=resources.batch_size,
+        batch_format="pyarrow",
+        concurrency=resources.concurrency,
+        num_cpus=resources.num_cpus,
+        num_gpus=resources.num_gpus,
+    )
+    yield from mapped.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0)
+
+
+EXECUTORS = {"local": run_local, "ray": run_ray}
+

@@ -1,0 +1,166 @@
+"""Run a pipeline: check it, then for each stage read input, skip what is done, map, commit shards.
+
+DESIGN.md §3: input rows = SQL over the store minus rows already in this stage's output (by the
+stage's fingerprint and parent id), so a re-run does only what is missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from factory.config import DatasetInput, Pipeline, PlannedStage, SeedInput
+from factory.errors import ConfigError, StoreError
+from factory.placement import EXECUTORS
+from factory.seeds import read_seed_file
+from factory.store import Store
+from schemas import RunRecord, rows_to_arrow
+
+RUNS_DATASET = "runs"
+
+
+@dataclass
+class StageSummary:
+    stage: str
+    output: str
+    input_rows: int
+    skipped_rows: int
+    rows: int = 0
+    error_rows: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+    def add(self, batch: pa.Table) -> None:
+        self.rows += batch.num_rows
+        if "error" in batch.column_names:
+            self.error_rows += batch.num_rows - batch.column("error").null_count
+        for column in ("prompt_tokens", "completion_tokens"):
+            if column in batch.column_names:
+                setattr(self, column, getattr(self, column) + int(pc.sum(batch.column(column)).as_py() or 0))
+
+
+def seed_dataset_name(stage: PlannedStage) -> str:
+    assert isinstance(stage.spec.input, SeedInput)
+    return stage.spec.input.dataset or re.sub(r"\W", "_", stage.spec.input.seed.stem)
+
+
+class PipelineRunner:
+    def __init__(self, pipeline: Pipeline, store: Store, limit: int | None = None,
+                 executor: str | None = None, console: Console | None = None):
+        self.pipeline = pipeline
+        self.store = store
+        self.limit = limit
+        self.executor = executor or pipeline.config.executor
+        self.console = console or Console(stderr=True)
+        self.run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        self._seed_tables: dict[int, pa.Table] = {}
+
+    # ---- checks before any work ----------------------------------------------------------------
+
+    def check(self) -> None:
+        """Reject a pipeline whose stages read columns nothing writes; validate seed files."""
+        self.store.ensure_writable()
+        available = {info.name: set(info.columns) for info in self.store.datasets()}
+        for stage in self.pipeline.stages:
+            source = stage.spec.input
+            if isinstance(source, SeedInput):
+                table = read_seed_file(self.pipeline.seed_path(stage))  # a bad line fails here, before writing
+                self._seed_tables[stage.index] = table
+                dataset, columns, field = seed_dataset_name(stage), set(table.column_names), "input.seed"
+            else:
+                dataset, field = source.dataset, "input.dataset"
+                if dataset not in available:
+                    raise ConfigError(
+                        f"{stage.path}.{field}: data set {dataset!r} is not in the store and no earlier stage writes it"
+                    )
+                columns = available[dataset]
+            missing = [column for column in stage.stage_class.reads(stage.config) if column not in columns]
+            if missing:
+                raise ConfigError(
+                    f"{stage.path}.{field}: stage '{stage.name}' reads column(s) {', '.join(missing)} that "
+                    f"nothing writes to {dataset!r} (it has: {', '.join(sorted(columns))})"
+                )
+            available.setdefault(stage.output, set()).update(stage.stage_class.writes())
+
+    # ---- running -------------------------------------------------------------------------------
+
+    def run(self) -> list[StageSummary]:
+        self.check()
+        self.console.print(f"run [bold]{self.run_id}[/] of pipeline '{self.pipeline.config.name}' "
+                           f"on store {self.store.location} ({self.executor})")
+        return [self.run_stage(stage) for stage in self.pipeline.stages]
+
+    def input_rows(self, stage: PlannedStage) -> pa.Table:
+        source = stage.spec.input
+        if isinstance(source, SeedInput):
+            table = self._seed_tables[stage.index]
+            dataset = seed_dataset_name(stage)
+            # Seeds are loaded into the store once, so lineage joins work in SQL; re-loading adds nothing.
+            self.store.append(dataset, self.store.without_done(dataset, table, against="id"))
+        else:
+            assert isinstance(source, DatasetInput)
+            where = f" WHERE {source.where}" if source.where else ""
+            order = "created_at, id" if "created_at" in self.store.columns(source.dataset) else "id"
+            try:
+                table = self.store.arrow(f"SELECT * FROM {source.dataset}{where} ORDER BY {order}")
+            except StoreError as exc:
+                raise ConfigError(f"{stage.path}.input.where: {exc}") from None
+        return table.slice(0, self.limit) if self.limit is not None else table
+
+    def run_stage(self, stage: PlannedStage) -> StageSummary:
+        started = dt.datetime.now(dt.timezone.utc)
+        clock = time.perf_counter()
+        inputs = self.input_rows(stage)
+        todo = self.store.without_done(stage.output, inputs, where=f"fingerprint = '{stage.fingerprint}'")
+        summary = StageSummary(stage.name, stage.output, inputs.num_rows, inputs.num_rows - todo.num_rows)
+        status, message = "completed", None
+        try:
+            if todo.num_rows:
+                self._map(stage, todo, summary)
+        except BaseException as exc:
+            status, message = "failed", f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            summary.seconds = time.perf_counter() - clock
+            self._record(stage, summary, status, message, started)
+        self._print(summary)
+        return summary
+
+    def _map(self, stage: PlannedStage, todo: pa.Table, summary: StageSummary) -> None:
+        progress = Progress(TextColumn(f"[bold]{stage.name}[/]"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("rows in"), TimeElapsedColumn(), console=self.console, transient=True)
+        with progress:
+            task = progress.add_task(stage.name, total=todo.num_rows)
+            for batch in EXECUTORS[self.executor](stage, self.run_id, todo):
+                self.store.append(stage.output, batch)  # the driver is the only writer
+                summary.add(batch)
+                progress.advance(task, len(set(batch.column("parent_id").to_pylist())))
+
+    def _record(self, stage: PlannedStage, summary: StageSummary, status: str, message: str | None,
+                started: dt.datetime) -> None:
+        record = RunRecord(
+            id=f"{self.run_id}/{stage.name}", run_id=self.run_id, pipeline=self.pipeline.config.name,
+            stage=stage.name, status=status, output=stage.output, input_rows=summary.input_rows,
+            skipped_rows=summary.skipped_rows, rows=summary.rows, error_rows=summary.error_rows,
+            prompt_tokens=summary.prompt_tokens, completion_tokens=summary.completion_tokens,
+            seconds=round(summary.seconds, 3), config=json.dumps(stage.spec.model_dump(mode="json")),
+            message=message, started_at=started, finished_at=dt.datetime.now(dt.timezone.utc),
+        )
+        self.store.append(RUNS_DATASET, rows_to_arrow([record], RunRecord))
+
+    def _print(self, s: StageSummary) -> None:
+        self.console.print(
+            f"stage [bold]{s.stage}[/] -> {s.output}: {s.rows} rows ({s.error_rows} errors) from "
+            f"{s.input_rows - s.skipped_rows} inputs, {s.skipped_rows} already done; "
+            f"tokens in {s.prompt_tokens} out {s.completion_tokens}; {s.seconds:.1f}s"
+        )

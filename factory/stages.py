@@ -1,0 +1,32 @@
+"""Stage lookup: a small name table, or any dotted path. `factory` never imports stages by name."""
+
+from __future__ import annotations
+
+import importlib
+
+from factory.errors import ConfigError
+from factory.stage import Stage
+
+# Short names for the stages that ship with the factory: "module:Class", imported on demand.
+STAGE_TABLE: dict[str, str] = {
+    "generate": "generators.generate:GenerateStage",
+}
+
+
+def resolve_stage(reference: str, where: str = "stage") -> type[Stage]:
+    target = STAGE_TABLE.get(reference, reference)
+    if ":" in target:
+        module_name, _, class_name = target.partition(":")
+    elif "." in target:
+        module_name, _, class_name = target.rpartition(".")
+    else:
+        known = ", ".join(sorted(STAGE_TABLE))
+        raise ConfigError(f"{where}: unknown stage {reference!r} (known: {known}; or a dotted path 'pkg.module:Class')")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"{where}: cannot import {module_name!r} for stage {reference!r}: {exc}") from None
+    stage_class = getattr(module, class_name, None)
+    if not (isinstance(stage_class, type) and issubclass(stage_class, Stage)):
+        raise ConfigError(f"{where}: {target!r} is not a Stage class")
+    return stage_class

@@ -1,0 +1,194 @@
+"""The store: one folder of Parquet shards per data set, queried with DuckDB (DESIGN.md §3).
+
+Only the driver writes. A shard is written under a temporary name and renamed when complete,
+so readers (DuckDB globs over `*.parquet`) never see half a file and never take a lock.
+The location is a local path or any fsspec URL (`s3://bucket/prefix`, `memory://x`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import fsspec
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from factory.errors import StoreError
+
+DATASET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SHARD_SUFFIX = ".parquet"
+TEMP_SUFFIX = ".parquet.tmp"  # never matches the readers' `*.parquet` glob
+READ_ONLY_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    rows: int
+    shards: int
+    columns: dict[str, str]
+
+
+def check_dataset_name(name: str) -> str:
+    if not DATASET_NAME.match(name):
+        raise StoreError(f"invalid data set name {name!r}: use letters, digits and '_', not starting with a digit")
+    return name
+
+
+class Store:
+    """A folder of data sets. Cheap to construct; opens nothing until used."""
+
+    def __init__(self, location: str | os.PathLike[str]):
+        self.location = str(location)
+        self.fs, root = fsspec.core.url_to_fs(self.location)
+        self.is_local = isinstance(self.fs, LocalFileSystem)
+        self.root = str(Path(root).resolve()) if self.is_local else root.rstrip("/")
+        self._connection: duckdb.DuckDBPyConnection | None = None
+
+    def __repr__(self) -> str:
+        return f"Store({self.location!r})"
+
+    # ---- writing -------------------------------------------------------------------------------
+
+    def ensure_writable(self) -> None:
+        """Fail early, with the path, when the store cannot be written."""
+        probe = f"{self.root}/.write-probe-{uuid.uuid4().hex}"
+        try:
+            self.fs.makedirs(self.root, exist_ok=True)
+            with self.fs.open(probe, "wb") as handle:
+                handle.write(b"ok")
+            self.fs.rm(probe)
+        except OSError as exc:
+            raise StoreError(f"store {self.location!r} is not writable: {exc.strerror or exc}") from None
+
+    def append(self, dataset: str, table: pa.Table) -> str | None:
+        """Write one shard atomically; returns its path (None for an empty table)."""
+        check_dataset_name(dataset)
+        if table.num_rows == 0:
+            return None
+        folder = f"{self.root}/{dataset}"
+        # Time-ordered names keep shards in write order when listed.
+        name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        final = f"{folder}/{name}{SHARD_SUFFIX}"
+        if self.is_local:
+            os.makedirs(folder, exist_ok=True)
+            temp = f"{folder}/{name}{TEMP_SUFFIX}"
+            pq.write_table(table, temp)
+            os.replace(temp, final)  # atomic on POSIX: readers see all of the shard or none
+        else:
+            # An object-store PUT becomes visible only once complete, so no rename is needed.
+            pq.write_table(table, final, filesystem=self.fs)
+        return final
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    def dataset_names(self) -> list[str]:
+        if not self.fs.exists(self.root):
+            return []
+        names = []
+        for entry in self.fs.ls(self.root, detail=True):
+            name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+            if entry["type"] == "directory" and DATASET_NAME.match(name) and self.shards(name):
+                names.append(name)
+        return sorted(names)
+
+    def shards(self, dataset: str) -> list[str]:
+        folder = f"{self.root}/{check_dataset_name(dataset)}"
+        if not self.fs.exists(folder):
+            return []
+        return sorted(path for path in self.fs.ls(folder, detail=False) if path.endswith(SHARD_SUFFIX))
+
+    def has(self, dataset: str) -> bool:
+        return bool(self.shards(dataset))
+
+    def columns(self, dataset: str) -> dict[str, str]:
+        """Column name -> DuckDB type of a data set (empty when it does not exist)."""
+        if not self.has(dataset):
+            return {}
+        rows = self._query(f"DESCRIBE SELECT * FROM {dataset}").fetchall()
+        return {name: type_ for name, type_, *_ in rows}
+
+    def datasets(self) -> list[DatasetInfo]:
+        infos = []
+        for name in self.dataset_names():
+            (rows,) = self._query(f"SELECT count(*) FROM {name}").fetchall()[0]
+            infos.append(DatasetInfo(name, rows, len(self.shards(name)), self.columns(name)))
+        return infos
+
+    def sql(self, query: str) -> pl.DataFrame:
+        """Run read-only SQL over every data set (each is a view named after it)."""
+        return pl.from_arrow(self.arrow(query))
+
+    def arrow(self, query: str) -> pa.Table:
+        return self._query(query).to_arrow_table()
+
+    def done_ids(self, dataset: str, id_column: str, where: str | None = None) -> pa.Array:
+        """Distinct values of `id_column` in a data set (optionally filtered): the resume set."""
+        if not self.has(dataset) or id_column not in self.columns(dataset):
+            return pa.array([], pa.string())
+        condition = f" WHERE {where}" if where else ""
+        return self.arrow(f"SELECT DISTINCT {id_column} FROM {dataset}{condition}").column(0).combine_chunks()
+
+    def without_done(
+        self, dataset: str, table: pa.Table, key: str = "id", against: str = "parent_id", where: str | None = None
+    ) -> pa.Table:
+        """Rows of `table` whose `key` is not among the stored `against` values: resume by anti-join."""
+        done = self.done_ids(dataset, against, where)
+        if len(done) == 0:
+            return table
+        return table.filter(pc.invert(pc.is_in(table.column(key), value_set=done)))
+
+    # ---- DuckDB plumbing -----------------------------------------------------------------------
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        if self._connection is None:
+            self._connection = duckdb.connect()
+            if not self.is_local:
+                # DuckDB reads fsspec URLs through the registered filesystem: no extension download.
+                self._connection.register_filesystem(self.fs)
+        return self._connection
+
+    def _source(self, dataset: str) -> str:
+        if self.is_local:
+            return f"'{self.root}/{dataset}/*{SHARD_SUFFIX}'"
+        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        return "[" + ", ".join(f"'{protocol}://{path}'" for path in self.shards(dataset)) + "]"
+
+    def _query(self, query: str) -> duckdb.DuckDBPyRelation:
+        try:
+            statements = duckdb.extract_statements(query)
+        except duckdb.Error as exc:
+            raise StoreError(f"invalid SQL: {_first_line(exc)}") from None
+        if not statements:
+            raise StoreError("empty SQL query")
+        for statement in statements:
+            if statement.type not in READ_ONLY_STATEMENTS:
+                raise StoreError(
+                    f"refused: the store is read-only through SQL ({statement.type.name} statement); "
+                    "data sets change only through pipeline runs"
+                )
+        if len(statements) > 1:
+            raise StoreError("one SQL statement at a time, please")
+        connection = self._connect()
+        for name in self.dataset_names():
+            connection.execute(
+                f"CREATE OR REPLACE TEMP VIEW {name} AS "
+                f"SELECT * FROM read_parquet({self._source(name)}, union_by_name = true)"
+            )
+        try:
+            return connection.sql(query)
+        except duckdb.Error as exc:
+            raise StoreError(f"SQL error: {_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    return " ".join(str(exc).split("\n")[:2]).strip()

@@ -1,0 +1,1 @@
+"""Generation stages: sampling responses, Instruct-SkillMix, multi-agent feedback loops."""

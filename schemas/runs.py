@@ -1,0 +1,27 @@
+"""Data set `runs`: one row per stage per run, written when the stage ends."""
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RunRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="run_id + stage name.")
+    run_id: str = Field(description="Id shared by every stage of one `factory run`.")
+    pipeline: str = Field(description="Pipeline name from the YAML.")
+    stage: str = Field(description="Stage name.")
+    status: str = Field(description="'completed' or 'failed'.")
+    output: str = Field(description="Data set the stage writes.")
+    input_rows: int = Field(description="Input rows after --limit, before resume.")
+    skipped_rows: int = Field(description="Input rows already done by an earlier run (resume).")
+    rows: int = Field(description="Rows written by this run.")
+    error_rows: int = Field(description="Rows written with an error.")
+    prompt_tokens: int = Field(description="Prompt tokens summed over the rows written.")
+    completion_tokens: int = Field(description="Completion tokens summed over the rows written.")
+    seconds: float = Field(description="Wall seconds of the stage.")
+    config: str = Field(description="The stage's config as JSON.")
+    message: str | None = Field(default=None, description="Error message when status is 'failed'.")
+    started_at: dt.datetime
+    finished_at: dt.datetime

@@ -1,0 +1,1 @@
+"""Trainers over the store's data sets: SFT, reward models, DPO, SimPO."""
