@@ -61,7 +61,7 @@ def run_ray(planned: PlannedStage, run_id: str, todo: pa.Table) -> Iterator[pa.T
         fn_constructor_kwargs={"planned": planned, "run_id": run_id},
         batch_size=resources.batch_size,
         batch_format="pyarrow",
-        concurrency=resources.concurrency,
+        compute=ray.data.ActorPoolStrategy(size=resources.concurrency),
         num_cpus=resources.num_cpus,
         num_gpus=resources.num_gpus,
     )

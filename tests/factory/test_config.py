@@ -1,0 +1,127 @@
+import pytest
+
+from factory.config import load_pipeline, parse_pipeline
+from factory.errors import ConfigError
+from factory.runner import PipelineRunner
+from factory.seeds import SeedFileError
+from factory.store import Store
+from tests.helpers import generate_pipeline, prompts, write_pipeline
+
+
+def parse(raw, tmp_path):
+    return parse_pipeline(raw, tmp_path, "p.yaml")
+
+
+def test_valid_pipeline_plans_stages(tmp_path):
+    pipeline = parse(generate_pipeline("some/model"), tmp_path)
+    (stage,) = pipeline.stages
+    assert stage.name == "generate" and stage.output == "responses"
+    assert stage.config.n == 2 and stage.models["model"].name == "some/model"
+
+
+def test_fingerprint_follows_output_affecting_config_only(tmp_path):
+    base = parse(generate_pipeline("m"), tmp_path).stages[0].fingerprint
+    other_batch = parse(generate_pipeline("m", batch_size=7), tmp_path).stages[0].fingerprint
+    other_n = parse(generate_pipeline("m", n=3), tmp_path).stages[0].fingerprint
+    other_model = parse(generate_pipeline("m2"), tmp_path).stages[0].fingerprint
+    assert base == other_batch
+    assert len({base, other_n, other_model}) == 3
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("name: x\nstages:\n  - stage: generate\n    config: {n: 2\n")
+    with pytest.raises(ConfigError, match=r"p\.yaml:\d+:\d+: malformed YAML"):
+        load_pipeline(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read pipeline"):
+        load_pipeline(tmp_path / "nope.yaml")
+
+
+def test_unknown_stage(tmp_path):
+    raw = generate_pipeline("m")
+    raw["stages"][0]["stage"] = "summon"
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.stage: unknown stage 'summon' \(known: generate"):
+        parse(raw, tmp_path)
+
+
+def test_unknown_model(tmp_path):
+    raw = generate_pipeline("m")
+    raw["stages"][0]["model"] = "gpt-9"
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.model: unknown model 'gpt-9' \(defined in models: m\)"):
+        parse(raw, tmp_path)
+
+
+def test_stage_config_field_is_named(tmp_path):
+    raw = generate_pipeline("m")
+    raw["stages"][0]["config"]["n"] = 0
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.config\.n: Input should be greater than or equal to 1"):
+        parse(raw, tmp_path)
+    raw["stages"][0]["config"] = {"temprature": 0.5}
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.config\.temprature: Extra inputs are not permitted"):
+        parse(raw, tmp_path)
+
+
+def test_resources_and_top_level_fields_are_named(tmp_path):
+    raw = generate_pipeline("m")
+    raw["stages"][0]["resources"]["batch_size"] = "many"
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.resources\.batch_size"):
+        parse(raw, tmp_path)
+    with pytest.raises(ConfigError, match=r"stages: Field required"):
+        parse({"name": "x"}, tmp_path)
+    with pytest.raises(ConfigError, match="a pipeline is a YAML mapping"):
+        parse(["not", "a", "mapping"], tmp_path)
+
+
+def test_duplicate_stage_names(tmp_path):
+    raw = generate_pipeline("m")
+    raw["stages"].append(dict(raw["stages"][0]))
+    with pytest.raises(ConfigError, match=r"stages\[1\]\.name: stage name 'generate' is used twice"):
+        parse(raw, tmp_path)
+
+
+def test_dotted_path_stage(tmp_path):
+    raw = generate_pipeline("m")
+    raw["stages"][0]["stage"] = "generators.generate:GenerateStage"
+    assert parse(raw, tmp_path).stages[0].stage_class.__name__ == "GenerateStage"
+    raw["stages"][0]["stage"] = "factory.store:Store"
+    with pytest.raises(ConfigError, match="is not a Stage class"):
+        parse(raw, tmp_path)
+
+
+def test_column_nothing_writes_is_rejected_before_work(tmp_path):
+    raw = generate_pipeline("m")
+    raw["stages"][0]["config"]["prompt_column"] = "question"
+    path = write_pipeline(tmp_path, raw, prompts(2))
+    store = Store(tmp_path / "store")
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.input\.seed: stage 'generate' reads column\(s\) question"):
+        PipelineRunner(load_pipeline(path), store).check()
+    assert store.datasets() == []
+
+
+def test_unknown_input_dataset_is_rejected(tmp_path):
+    raw = generate_pipeline("m")
+    raw["stages"][0]["input"] = {"dataset": "nowhere"}
+    path = write_pipeline(tmp_path, raw)
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.input\.dataset: data set 'nowhere' is not in the store"):
+        PipelineRunner(load_pipeline(path), Store(tmp_path / "store")).check()
+
+
+def test_a_later_stage_may_read_an_earlier_output(tmp_path):
+    raw = generate_pipeline("m")
+    second = dict(raw["stages"][0], name="again", input={"dataset": "responses"}, output="again")
+    raw["stages"].append(second)
+    path = write_pipeline(tmp_path, raw, prompts(2))
+    PipelineRunner(load_pipeline(path), Store(tmp_path / "store")).check()
+
+
+def test_broken_seed_line_writes_nothing(tmp_path):
+    path = write_pipeline(tmp_path, generate_pipeline("m"), prompts(3))
+    with (tmp_path / "prompts.jsonl").open("a") as handle:
+        handle.write('{"prompt": "ok"}\n{"prompt": broken}\n')
+    store = Store(tmp_path / "store")
+    with pytest.raises(SeedFileError, match=r"prompts\.jsonl:5: invalid JSON"):
+        PipelineRunner(load_pipeline(path), store).check()
+    assert store.datasets() == []

@@ -1,0 +1,81 @@
+import pytest
+
+from factory.config import load_pipeline
+from factory.runner import PipelineRunner
+from factory.store import Store
+from tests.helpers import generate_pipeline, prompts, write_pipeline
+
+
+def run(path, store, **kwargs):
+    return PipelineRunner(load_pipeline(path), store, **kwargs).run()
+
+
+def count(store, query="SELECT count(*) AS n, count(DISTINCT id) AS u FROM responses"):
+    return store.sql(query).row(0)
+
+
+def test_local_run_then_rerun_does_nothing(tmp_path, tiny_model_dir):
+    path = write_pipeline(tmp_path, generate_pipeline(str(tiny_model_dir)), prompts(5))
+    store = Store(tmp_path / "store")
+    (first,) = run(path, store)
+    assert (first.rows, first.input_rows, first.skipped_rows) == (10, 5, 0)
+    assert first.completion_tokens > 0 and first.prompt_tokens > 0
+    (second,) = run(path, store)
+    assert (second.rows, second.skipped_rows) == (0, 5)
+    assert count(store) == (10, 10)
+    assert store.sql("SELECT count(*) AS n FROM prompts")["n"][0] == 5  # seeds loaded once
+    runs = store.sql("SELECT status, rows, skipped_rows FROM runs ORDER BY started_at").rows()
+    assert runs == [("completed", 10, 0), ("completed", 0, 5)]
+
+
+def test_limit_then_full_run_completes_the_rest(tmp_path, tiny_model_dir):
+    path = write_pipeline(tmp_path, generate_pipeline(str(tiny_model_dir), n=1), prompts(6))
+    store = Store(tmp_path / "store")
+    run(path, store, limit=2)
+    assert count(store) == (2, 2)
+    (summary,) = run(path, store)
+    assert (summary.rows, summary.skipped_rows) == (4, 2)
+    assert count(store, "SELECT count(DISTINCT parent_id) AS n, count(*) AS m FROM responses") == (6, 6)
+
+
+def test_changed_config_makes_new_rows_beside_the_old(tmp_path, tiny_model_dir):
+    store = Store(tmp_path / "store")
+    run(write_pipeline(tmp_path, generate_pipeline(str(tiny_model_dir), n=1), prompts(3)), store)
+    run(write_pipeline(tmp_path, generate_pipeline(str(tiny_model_dir), n=2), prompts(3)), store)
+    assert count(store, "SELECT count(DISTINCT fingerprint) AS f, count(*) AS n FROM responses") == (2, 9)
+
+
+def test_two_stage_pipeline_reads_the_earlier_output(tmp_path, tiny_model_dir):
+    raw = generate_pipeline(str(tiny_model_dir), n=1)
+    raw["stages"].append({
+        "stage": "generate", "name": "follow_up", "input": {"dataset": "responses", "where": "error IS NULL"},
+        "output": "follow_ups", "model": "m", "config": {"prompt_column": "response", "max_new_tokens": 4},
+    })
+    store = Store(tmp_path / "store")
+    summaries = run(write_pipeline(tmp_path, raw, prompts(3)), store)
+    assert [s.rows for s in summaries] == [3, 3]
+    lineage = store.sql("SELECT count(*) AS n FROM follow_ups f JOIN responses r ON f.parent_id = r.id")
+    assert lineage["n"][0] == 3
+
+
+def test_over_long_prompt_is_an_error_row_not_a_failed_batch(tmp_path, tiny_model_dir):
+    rows = prompts(3) + [{"id": "long", "prompt": "the quick brown fox " * 300}]
+    store = Store(tmp_path / "store")
+    (summary,) = run(write_pipeline(tmp_path, generate_pipeline(str(tiny_model_dir), n=1, batch_size=4), rows), store)
+    assert (summary.rows, summary.error_rows) == (4, 1)
+    (error,) = store.sql("SELECT error FROM responses WHERE parent_id = 'long'")["error"]
+    assert "PromptTooLongError" in error
+
+
+@pytest.mark.slow
+def test_ray_executor_matches_local(tmp_path, tiny_model_dir):
+    path = write_pipeline(tmp_path, generate_pipeline(str(tiny_model_dir), executor="ray", max_new_tokens=4),
+                          prompts(6))
+    ray_store, local_store = Store(tmp_path / "ray"), Store(tmp_path / "local")
+    (on_ray,) = run(path, ray_store)
+    (local,) = run(path, local_store, executor="local")
+    assert on_ray.rows == local.rows == 12
+    query = "SELECT id, parent_id, sample_index, response FROM responses ORDER BY id"
+    # Same ids and the same text: batches are seeded by their content, not by where they ran.
+    assert ray_store.sql(query).equals(local_store.sql(query))
+    assert len(ray_store.shards("responses")) == 3  # one committed shard per batch

@@ -1,0 +1,106 @@
+"""Test helpers: tiny models built in milliseconds, a fake engine, pipeline writers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from factory.engines import Completion, Conversation, Engine, Generation, SamplingParams
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CORPUS = [
+    "the quick brown fox jumps over the lazy dog",
+    "write a short poem about the sea and the sky",
+    "explain why the sky is blue in two sentences",
+    "user assistant system hello world answer question",
+    "yes no maybe safe unsafe 0 1 2 3 4 A B",
+] * 20
+
+
+def build_tiny_model(folder: Path, max_positions: int = 256) -> Path:
+    """A random 2-layer Llama (hidden 64) and a BPE tokenizer trained on a few sentences."""
+    specials = ["<pad>", "<|im_start|>", "<|im_end|>"]
+    bpe = Tokenizer(models.BPE(unk_token=None))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(
+        CORPUS, trainers.BpeTrainer(vocab_size=300, special_tokens=specials,
+                                    initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
+    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", eos_token="<|im_end|>",
+                                        bos_token="<|im_start|>")
+    tokenizer.chat_template = CHATML
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id, tie_word_embeddings=True,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+class FakeEngine(Engine):
+    """Deterministic engine for unit tests of stage logic; `fail_on` makes prompts containing it raise."""
+
+    def __init__(self, name: str = "fake", fail_on: str | None = None):
+        self.name = name
+        self.fail_on = fail_on
+        self.calls: list[int] = []
+
+    def generate(self, conversations: list[Conversation], sampling: SamplingParams) -> list[Generation]:
+        self.calls.append(len(conversations))
+        out = []
+        for conversation in conversations:
+            prompt = conversation[-1]["content"]
+            if self.fail_on and self.fail_on in prompt:
+                raise RuntimeError(f"cannot answer {prompt!r}")
+            out.append(Generation(prompt_tokens=len(prompt.split()), completions=[
+                Completion(f"answer {i} to {prompt}", "stop", 3 + i) for i in range(sampling.n)
+            ]))
+        return out
+
+    def logprobs(self, conversations: list[Conversation], responses: list[str]) -> list[list[float]]:
+        return [[-0.5] * len(response.split()) for response in responses]
+
+
+def write_pipeline(folder: Path, config: dict[str, Any], prompts: list[dict[str, Any]] | None = None) -> Path:
+    """Write pipeline.yaml (and prompts.jsonl when given) into folder; returns the YAML path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if prompts is not None:
+        (folder / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
+    path = folder / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def generate_pipeline(model: str, executor: str = "local", n: int = 2, batch_size: int = 2,
+                      max_new_tokens: int = 8, **stage: Any) -> dict[str, Any]:
+    return {
+        "name": "test",
+        "executor": executor,
+        "models": {"m": {"name": model, "dtype": "float32"}},
+        "stages": [{
+            "stage": "generate",
+            "input": {"seed": "prompts.jsonl"},
+            "model": "m",
+            "config": {"n": n, "max_new_tokens": max_new_tokens, "seed": 1},
+            "resources": {"batch_size": batch_size},
+            **stage,
+        }],
+    }
+
+
+def prompts(count: int) -> list[dict[str, Any]]:
+    return [{"id": f"p{i}", "prompt": f"write a short poem number {i}"} for i in range(count)]
