@@ -1,0 +1,91 @@
+"""End to end on the bundled SmolLM2-135M-Instruct and a real local Ray, through the CLI."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from factory.store import Store
+
+pytestmark = pytest.mark.slow
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+CHECK = "SELECT count(*) AS n, count(DISTINCT id) AS u, count(error) AS e FROM responses"
+
+
+def factory_command(*args):
+    return [sys.executable, "-m", "factory.cli", *args]
+
+
+def kill_session(process: subprocess.Popen) -> None:
+    """SIGKILL the driver and everything it started (Ray's local processes included)."""
+    session = os.getsid(process.pid)
+    victims = [p for p in psutil.process_iter() if _sid(p) == session]
+    for victim in victims:
+        try:
+            victim.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    process.wait(timeout=30)
+
+
+def _sid(process):
+    try:
+        return os.getsid(process.pid)
+    except (ProcessLookupError, PermissionError):
+        return None
+
+
+def test_quickstart_end_to_end_and_rerun(tmp_path):
+    store = tmp_path / "store"
+    run = subprocess.run(factory_command("run", str(EXAMPLES / "quickstart.yaml"), "--store", str(store)),
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "done: 32 rows written" in run.stdout
+    assert Store(store).sql(CHECK).row(0) == (32, 32, 0)
+    again = subprocess.run(factory_command("run", str(EXAMPLES / "quickstart.yaml"), "--store", str(store)),
+                           capture_output=True, text=True, timeout=900)
+    assert "done: 0 rows written" in again.stdout, again.stderr[-3000:]
+    assert "16 already done" in again.stderr
+
+
+def test_killed_run_resumes_exactly_and_sql_works_while_it_runs(tmp_path):
+    shutil.copy(EXAMPLES / "prompts.jsonl", tmp_path / "prompts.jsonl")
+    config = yaml.safe_load((EXAMPLES / "quickstart.yaml").read_text())
+    stage = config["stages"][0]
+    stage["config"].update(n=1, max_new_tokens=32)
+    stage["resources"]["batch_size"] = 2  # 8 shards, so the kill lands mid-stage
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(config))
+    store = tmp_path / "store"
+    command = factory_command("run", str(tmp_path / "p.yaml"), "--store", str(store))
+
+    job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 600
+        while len(Store(store).shards("responses")) < 2:
+            assert job.poll() is None, "the run ended before it could be killed"
+            assert time.time() < deadline, "no shard written in time"
+            time.sleep(0.5)
+        # A reader during the run: no lock, and it sees only whole shards.
+        during = subprocess.run(factory_command("sql", CHECK, "--format", "json", "--store", str(store)),
+                                capture_output=True, text=True, timeout=120)
+        assert during.returncode == 0, during.stderr
+        seen = json.loads(during.stdout)
+        assert seen["n"] == seen["u"] >= 2 and seen["n"] % 2 == 0
+        assert job.poll() is None, "the run finished before the kill: make it longer"
+    finally:
+        kill_session(job)
+    written = Store(store).sql(CHECK).row(0)[0]
+    assert 2 <= written < 16
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert Store(store).sql(CHECK).row(0) == (16, 16, 0)
+    assert Store(store).sql("SELECT count(DISTINCT parent_id) AS p FROM responses")["p"][0] == 16
