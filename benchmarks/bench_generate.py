@@ -96,6 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         path = write_inputs(Path(folder), args.prompts, args)
+        load_engine(ModelSpec(name=args.model))  # warm the file cache: no path pays for a cold disk
         base = direct(args, path)
         ray_run = through_factory(args, path, "ray")
         local_run = through_factory(args, path, "local")

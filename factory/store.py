@@ -16,9 +16,9 @@ from pathlib import Path
 
 import duckdb
 import fsspec
+import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
@@ -53,6 +53,8 @@ class Store:
         self.is_local = isinstance(self.fs, LocalFileSystem)
         self.root = str(Path(root).resolve()) if self.is_local else root.rstrip("/")
         self._connection: duckdb.DuckDBPyConnection | None = None
+        self._views: set[str] = set()
+        self._schemas: dict[str, pa.Schema] = {}
 
     def __repr__(self) -> str:
         return f"Store({self.location!r})"
@@ -75,6 +77,7 @@ class Store:
         check_dataset_name(dataset)
         if table.num_rows == 0:
             return None
+        table = self._conform(dataset, table)
         folder = f"{self.root}/{dataset}"
         # Time-ordered names keep shards in write order when listed.
         name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
@@ -89,15 +92,35 @@ class Store:
             pq.write_table(table, final, filesystem=self.fs)
         return final
 
+    def _conform(self, dataset: str, table: pa.Table) -> pa.Table:
+        """Every shard of a data set has one schema, so readers need not unify schemas per query."""
+        if dataset not in self._schemas:
+            shards = self.shards(dataset)
+            self._schemas[dataset] = pq.read_schema(shards[0], filesystem=self.fs) if shards else table.schema
+        schema = self._schemas[dataset]
+        if table.schema.equals(schema, check_metadata=False):
+            return table
+        if table.column_names != schema.names:
+            raise StoreError(
+                f"data set {dataset!r} has columns {schema.names}; refusing a batch with {table.column_names}"
+            )
+        try:
+            return table.cast(schema)  # e.g. an all-null column typed `null` in this batch
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise StoreError(f"data set {dataset!r}: batch does not match its column types: {exc}") from None
+
     # ---- reading -------------------------------------------------------------------------------
 
-    def dataset_names(self) -> list[str]:
+    def dataset_names(self, known: set[str] = frozenset()) -> list[str]:
+        """Data sets with at least one complete shard (names in `known` are trusted to have one)."""
         if not self.fs.exists(self.root):
             return []
         names = []
         for entry in self.fs.ls(self.root, detail=True):
             name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
-            if entry["type"] == "directory" and DATASET_NAME.match(name) and self.shards(name):
+            if entry["type"] != "directory" or not DATASET_NAME.match(name):
+                continue
+            if name in known or self.shards(name):
                 names.append(name)
         return sorted(names)
 
@@ -131,21 +154,27 @@ class Store:
     def arrow(self, query: str) -> pa.Table:
         return self._query(query).to_arrow_table()
 
-    def done_ids(self, dataset: str, id_column: str, where: str | None = None) -> pa.Array:
-        """Distinct values of `id_column` in a data set (optionally filtered): the resume set."""
-        if not self.has(dataset) or id_column not in self.columns(dataset):
-            return pa.array([], pa.string())
-        condition = f" WHERE {where}" if where else ""
-        return self.arrow(f"SELECT DISTINCT {id_column} FROM {dataset}{condition}").column(0).combine_chunks()
-
     def without_done(
         self, dataset: str, table: pa.Table, key: str = "id", against: str = "parent_id", where: str | None = None
     ) -> pa.Table:
-        """Rows of `table` whose `key` is not among the stored `against` values: resume by anti-join."""
-        done = self.done_ids(dataset, against, where)
-        if len(done) == 0:
+        """Rows of `table` whose `key` is not among the stored `against` values: resume by anti-join.
+
+        The join runs in DuckDB over the shards; it returns row positions, so the input order is kept.
+        """
+        if table.num_rows == 0 or not self.has(dataset):
             return table
-        return table.filter(pc.invert(pc.is_in(table.column(key), value_set=done)))
+        condition = f" WHERE {where}" if where else ""
+        positions = pa.array(np.arange(table.num_rows, dtype=np.int64))
+        connection = self._connect()
+        connection.register("__input_keys", pa.table({"__key": table.column(key), "__position": positions}))
+        try:
+            kept = self._query(
+                f"SELECT __position FROM __input_keys ANTI JOIN "
+                f"(SELECT {against} FROM {dataset}{condition}) AS done ON __input_keys.__key = done.{against}"
+            ).to_arrow_table().column(0).to_numpy()
+        finally:
+            connection.unregister("__input_keys")
+        return table.take(np.sort(kept))
 
     # ---- DuckDB plumbing -----------------------------------------------------------------------
 
@@ -156,6 +185,19 @@ class Store:
                 # DuckDB reads fsspec URLs through the registered filesystem: no extension download.
                 self._connection.register_filesystem(self.fs)
         return self._connection
+
+    def _refresh_views(self) -> None:
+        """One view per data set. A local view is a glob DuckDB expands at each query, so it is made
+        once; an object-store view lists its shards, so it is made anew for every query."""
+        connection = self._connect()
+        for name in self.dataset_names(known=self._views if self.is_local else set()):
+            if name in self._views and self.is_local:
+                continue
+            connection.execute(
+                f"CREATE OR REPLACE TEMP VIEW {name} AS "
+                f"SELECT * FROM read_parquet({self._source(name)})"
+            )
+            self._views.add(name)
 
     def _source(self, dataset: str) -> str:
         if self.is_local:
@@ -178,14 +220,9 @@ class Store:
                 )
         if len(statements) > 1:
             raise StoreError("one SQL statement at a time, please")
-        connection = self._connect()
-        for name in self.dataset_names():
-            connection.execute(
-                f"CREATE OR REPLACE TEMP VIEW {name} AS "
-                f"SELECT * FROM read_parquet({self._source(name)}, union_by_name = true)"
-            )
+        self._refresh_views()
         try:
-            return connection.sql(query)
+            return self._connect().sql(query)
         except duckdb.Error as exc:
             raise StoreError(f"SQL error: {_first_line(exc)}") from None
 

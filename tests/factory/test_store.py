@@ -110,3 +110,13 @@ def test_ids_are_deterministic_and_distinct():
     assert row_id("f", "a", 0) == row_id("f", "a", 0)
     assert len({row_id("f", "a", 0), row_id("f", "a", 1), row_id("g", "a", 0), row_id("f", "b", 0)}) == 4
     assert stable_hash("ab", "c") != stable_hash("a", "bc")
+
+
+def test_a_batch_with_other_columns_is_refused_and_nothing_is_written(tmp_path):
+    store = Store(tmp_path)
+    store.append("d", table(["a"]))
+    with pytest.raises(StoreError, match=r"has columns \['id', 'parent_id', 'value'\]"):
+        store.append("d", pa.table({"id": ["b"], "other": [1]}))
+    fresh = Store(tmp_path)  # a new writer reads the schema from the shards
+    fresh.append("d", pa.table({"id": ["c"], "parent_id": [None], "value": [None]}))  # null columns are cast
+    assert fresh.sql("SELECT count(*) AS n FROM d")["n"][0] == 2
