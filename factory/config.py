@@ -5,6 +5,7 @@ Every error names the YAML path of the fault, e.g. `stages[1].config.n: ...`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from factory.engines.spec import ModelSpec
 from factory.errors import ConfigError
+from factory.models import BUNDLED
 from factory.ids import stable_hash
 from factory.stage import Stage
 from factory.stages import resolve_stage
@@ -127,6 +129,8 @@ def parse_pipeline(raw: Any, base_dir: Path, source: str = "<pipeline>") -> Pipe
         config = PipelineConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_validation_message(exc)}") from None
+    for key, model in config.models.items():
+        model.name = check_model_name(model.name, f"{source}: models.{key}.name", base_dir)
     planned: list[PlannedStage] = []
     names: set[str] = set()
     for index, spec in enumerate(config.stages):
@@ -149,6 +153,28 @@ def parse_pipeline(raw: Any, base_dir: Path, source: str = "<pipeline>") -> Pipe
         )
         planned.append(PlannedStage(index, spec, name, stage_class, typed, models, output, fingerprint))
     return Pipeline(config, base_dir, planned)
+
+
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def check_model_name(name: str, where: str, base_dir: Path) -> str:
+    """The name as engines load it (a folder made absolute, relative to the YAML); fails before
+    launch on a name that is no bundled model, no folder and no hub id."""
+    bundled = BUNDLED.get(name)
+    if bundled is not None:
+        if not bundled.installed():
+            raise ConfigError(f"{where}: bundled model {name!r} needs the package {bundled.package!r}; install it first")
+        return name
+    folder = (base_dir / name).expanduser()
+    if folder.is_dir():
+        return str(folder.resolve())
+    if HUB_ID.match(name):
+        return name
+    raise ConfigError(
+        f"{where}: unknown model {name!r}: not a bundled model ({', '.join(BUNDLED)}), "
+        "an existing folder, or a hub id like 'org/name'"
+    )
 
 
 def _stage_models(config: PipelineConfig, spec: StageSpec, stage_class: type[Stage], where: str) -> dict[str, ModelSpec]:

@@ -89,10 +89,11 @@ def test_models_lists_the_bundled_models():
 @pytest.mark.parametrize("mutate, fragments", [
     (lambda raw: raw["stages"][0].update(model="gpt-9"), ["stages[0].model", "unknown model 'gpt-9'"]),
     (lambda raw: raw["stages"][0].update(stage="nope"), ["stages[0].stage", "unknown stage 'nope'"]),
+    (lambda raw: raw["models"]["m"].update(name="smollm3"), ["models.m.name", "unknown model 'smollm3'"]),
 ])
 def test_bad_pipelines_exit_2_without_touching_the_store(filled_store, tmp_path, mutate, fragments):
     before = Store(filled_store).sql("SELECT count(*) AS n FROM responses")["n"][0]
-    raw = generate_pipeline("m")
+    raw = generate_pipeline("org/m")
     mutate(raw)
     path = write_pipeline(tmp_path, raw, prompts(2))
     assert_user_error(factory("run", str(path), store=filled_store, check=False), *fragments)
@@ -106,7 +107,7 @@ def test_malformed_yaml(tmp_path):
 
 
 def test_broken_seed_line_writes_nothing(tmp_path):
-    path = write_pipeline(tmp_path, generate_pipeline("m"), prompts(2))
+    path = write_pipeline(tmp_path, generate_pipeline("org/m"), prompts(2))
     with (tmp_path / "prompts.jsonl").open("a") as handle:
         handle.write("{not json}\n")
     result = factory("run", str(path), store=tmp_path / "store", check=False)
@@ -116,7 +117,7 @@ def test_broken_seed_line_writes_nothing(tmp_path):
 
 def test_unwritable_store(tmp_path):
     (tmp_path / "file").write_text("x")
-    path = write_pipeline(tmp_path, generate_pipeline("m"), prompts(1))
+    path = write_pipeline(tmp_path, generate_pipeline("org/m"), prompts(1))
     assert_user_error(factory("run", str(path), store=tmp_path / "file" / "store", check=False), "not writable")
 
 

@@ -20,10 +20,10 @@ def test_valid_pipeline_plans_stages(tmp_path):
 
 
 def test_fingerprint_follows_output_affecting_config_only(tmp_path):
-    base = parse(generate_pipeline("m"), tmp_path).stages[0].fingerprint
-    other_batch = parse(generate_pipeline("m", batch_size=7), tmp_path).stages[0].fingerprint
-    other_n = parse(generate_pipeline("m", n=3), tmp_path).stages[0].fingerprint
-    other_model = parse(generate_pipeline("m2"), tmp_path).stages[0].fingerprint
+    base = parse(generate_pipeline("org/m"), tmp_path).stages[0].fingerprint
+    other_batch = parse(generate_pipeline("org/m", batch_size=7), tmp_path).stages[0].fingerprint
+    other_n = parse(generate_pipeline("org/m", n=3), tmp_path).stages[0].fingerprint
+    other_model = parse(generate_pipeline("org/m2"), tmp_path).stages[0].fingerprint
     assert base == other_batch
     assert len({base, other_n, other_model}) == 3
 
@@ -41,21 +41,21 @@ def test_missing_file(tmp_path):
 
 
 def test_unknown_stage(tmp_path):
-    raw = generate_pipeline("m")
+    raw = generate_pipeline("org/m")
     raw["stages"][0]["stage"] = "summon"
     with pytest.raises(ConfigError, match=r"stages\[0\]\.stage: unknown stage 'summon' \(known: generate"):
         parse(raw, tmp_path)
 
 
 def test_unknown_model(tmp_path):
-    raw = generate_pipeline("m")
+    raw = generate_pipeline("org/m")
     raw["stages"][0]["model"] = "gpt-9"
     with pytest.raises(ConfigError, match=r"stages\[0\]\.model: unknown model 'gpt-9' \(defined in models: m\)"):
         parse(raw, tmp_path)
 
 
 def test_stage_config_field_is_named(tmp_path):
-    raw = generate_pipeline("m")
+    raw = generate_pipeline("org/m")
     raw["stages"][0]["config"]["n"] = 0
     with pytest.raises(ConfigError, match=r"stages\[0\]\.config\.n: Input should be greater than or equal to 1"):
         parse(raw, tmp_path)
@@ -65,7 +65,7 @@ def test_stage_config_field_is_named(tmp_path):
 
 
 def test_resources_and_top_level_fields_are_named(tmp_path):
-    raw = generate_pipeline("m")
+    raw = generate_pipeline("org/m")
     raw["stages"][0]["resources"]["batch_size"] = "many"
     with pytest.raises(ConfigError, match=r"stages\[0\]\.resources\.batch_size"):
         parse(raw, tmp_path)
@@ -76,14 +76,14 @@ def test_resources_and_top_level_fields_are_named(tmp_path):
 
 
 def test_duplicate_stage_names(tmp_path):
-    raw = generate_pipeline("m")
+    raw = generate_pipeline("org/m")
     raw["stages"].append(dict(raw["stages"][0]))
     with pytest.raises(ConfigError, match=r"stages\[1\]\.name: stage name 'generate' is used twice"):
         parse(raw, tmp_path)
 
 
 def test_dotted_path_stage(tmp_path):
-    raw = generate_pipeline("m")
+    raw = generate_pipeline("org/m")
     raw["stages"][0]["stage"] = "generators.generate:GenerateStage"
     assert parse(raw, tmp_path).stages[0].stage_class.__name__ == "GenerateStage"
     raw["stages"][0]["stage"] = "factory.store:Store"
@@ -92,7 +92,7 @@ def test_dotted_path_stage(tmp_path):
 
 
 def test_column_nothing_writes_is_rejected_before_work(tmp_path):
-    raw = generate_pipeline("m")
+    raw = generate_pipeline("org/m")
     raw["stages"][0]["config"]["prompt_column"] = "question"
     path = write_pipeline(tmp_path, raw, prompts(2))
     store = Store(tmp_path / "store")
@@ -102,7 +102,7 @@ def test_column_nothing_writes_is_rejected_before_work(tmp_path):
 
 
 def test_unknown_input_dataset_is_rejected(tmp_path):
-    raw = generate_pipeline("m")
+    raw = generate_pipeline("org/m")
     raw["stages"][0]["input"] = {"dataset": "nowhere"}
     path = write_pipeline(tmp_path, raw)
     with pytest.raises(ConfigError, match=r"stages\[0\]\.input\.dataset: data set 'nowhere' is not in the store"):
@@ -110,7 +110,7 @@ def test_unknown_input_dataset_is_rejected(tmp_path):
 
 
 def test_a_later_stage_may_read_an_earlier_output(tmp_path):
-    raw = generate_pipeline("m")
+    raw = generate_pipeline("org/m")
     second = dict(raw["stages"][0], name="again", input={"dataset": "responses"}, output="again")
     raw["stages"].append(second)
     path = write_pipeline(tmp_path, raw, prompts(2))
@@ -118,10 +118,19 @@ def test_a_later_stage_may_read_an_earlier_output(tmp_path):
 
 
 def test_broken_seed_line_writes_nothing(tmp_path):
-    path = write_pipeline(tmp_path, generate_pipeline("m"), prompts(3))
+    path = write_pipeline(tmp_path, generate_pipeline("org/m"), prompts(3))
     with (tmp_path / "prompts.jsonl").open("a") as handle:
         handle.write('{"prompt": "ok"}\n{"prompt": broken}\n')
     store = Store(tmp_path / "store")
     with pytest.raises(SeedFileError, match=r"prompts\.jsonl:5: invalid JSON"):
         PipelineRunner(load_pipeline(path), store).check()
     assert store.datasets() == []
+
+
+def test_unknown_model_name_fails_before_launch(tmp_path):
+    with pytest.raises(ConfigError, match=r"models\.m\.name: unknown model 'smollm3': not a bundled model"):
+        parse(generate_pipeline("smollm3"), tmp_path)
+    (tmp_path / "my-model").mkdir()
+    planned = parse(generate_pipeline("my-model"), tmp_path).stages[0]  # a folder next to the YAML
+    assert planned.models["model"].name == str(tmp_path / "my-model")
+    parse(generate_pipeline("smollm2-135m-instruct"), tmp_path)
