@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from factory.config import DatasetInput, Pipeline, PlannedStage, SeedInput
 from factory.errors import ConfigError, StoreError
+from factory.models import BUNDLED, resolve_model
 from factory.placement import EXECUTORS
 from factory.seeds import read_seed_file
 from factory.store import Store
@@ -61,7 +62,7 @@ class PipelineRunner:
         self.store = store
         self.limit = limit
         self.executor = executor or pipeline.config.executor
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, soft_wrap=True)
         self.run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         self._seed_tables: dict[int, pa.Table] = {}
 
@@ -94,8 +95,19 @@ class PipelineRunner:
 
     # ---- running -------------------------------------------------------------------------------
 
+    def prepare_models(self) -> None:
+        """Convert bundled GGUF models here, once, with a word to the user, rather than silently
+        inside the first actor (on a cluster each worker node still converts its own copy)."""
+        names = {spec.name for stage in self.pipeline.stages for spec in stage.models.values()}
+        for name in sorted(names):
+            bundled = BUNDLED.get(name)
+            if bundled and bundled.kind == "causal-lm" and not (bundled.cached_path() / "config.json").exists():
+                self.console.print(f"preparing bundled model {name} (once; cached in {bundled.cached_path()})")
+                resolve_model(name)
+
     def run(self) -> list[StageSummary]:
         self.check()
+        self.prepare_models()
         self.console.print(f"run [bold]{self.run_id}[/] of pipeline '{self.pipeline.config.name}' "
                            f"on store {self.store.location} ({self.executor})")
         return [self.run_stage(stage) for stage in self.pipeline.stages]

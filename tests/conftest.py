@@ -1,9 +1,8 @@
-"""Shared fixtures: a tiny random Llama with a freshly trained BPE tokenizer, and a fake engine."""
+"""Shared fixtures: a tiny random Llama with a freshly trained BPE tokenizer (see tests/helpers.py)."""
 
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,6 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A saved tiny model folder: usable as a model name in pipelines (a local path)."""
-    random.seed(0)
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
 
 

@@ -134,7 +134,7 @@ class TransformersEngine(Engine):
         if len(conversations) != len(responses):
             raise ValueError(f"{len(conversations)} conversations but {len(responses)} responses")
         pairs = []
-        for conversation, response in zip(conversations, responses):
+        for conversation, response in zip(conversations, responses, strict=True):
             prompt = self.prompt_ids(conversation)
             # Tokenised separately so the scored tokens are exactly the response's own.
             answer = self.tokenizer(response, add_special_tokens=False).input_ids

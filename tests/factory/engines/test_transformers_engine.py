@@ -15,7 +15,7 @@ CONVERSATIONS = [
 def test_generate_n_samples_with_token_counts(tiny_engine):
     generations = tiny_engine.generate(CONVERSATIONS, SamplingParams(n=3, max_new_tokens=6, seed=1))
     assert len(generations) == 2
-    for conversation, generation in zip(CONVERSATIONS, generations):
+    for conversation, generation in zip(CONVERSATIONS, generations, strict=True):
         assert generation.prompt_tokens == len(tiny_engine.prompt_ids(conversation))
         assert len(generation.completions) == 3
         for completion in generation.completions:
@@ -45,7 +45,7 @@ def test_left_padding_does_not_change_greedy_output(tiny_engine):
 def test_logprobs_match_a_full_forward_pass(tiny_engine):
     responses = ["the quick brown fox", "yes"]
     scores = tiny_engine.logprobs(CONVERSATIONS, responses)
-    for conversation, response, score in zip(CONVERSATIONS, responses, scores):
+    for conversation, response, score in zip(CONVERSATIONS, responses, scores, strict=True):
         prompt = tiny_engine.prompt_ids(conversation)
         answer = tiny_engine.tokenizer(response, add_special_tokens=False).input_ids
         ids = torch.tensor([prompt + answer])
