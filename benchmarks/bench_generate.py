@@ -98,8 +98,8 @@ def main() -> None:
         path = write_inputs(Path(folder), args.prompts, args)
         load_engine(ModelSpec(name=args.model))  # warm the file cache: no path pays for a cold disk
         base = direct(args, path)
+        local_run = through_factory(args, path, "local")  # before Ray starts: its daemons stay up after
         ray_run = through_factory(args, path, "ray")
-        local_run = through_factory(args, path, "local")
     print(f"generate: {args.prompts} prompts x {args.max_new_tokens} new tokens, batch {args.batch_size}, "
           f"model {args.model}")
     print(f"  direct engine     : {base['end_to_end']:7.1f} tok/s end to end (load included), "

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from factory.errors import FactoryError
+from factory.export import FORMATS
 from factory.store import Store
 
 DEFAULT_STORE = "./factory-data"
@@ -119,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("dataset")
     export.add_argument("--out", required=True, help="output folder")
     export.add_argument("--where", help="SQL predicate selecting rows")
-    export.add_argument("--format", choices=("raw", "sft"), default="raw",
-                        help="raw: every column; sft: TRL `messages` (error rows dropped)")
+    export.add_argument("--format", choices=sorted(FORMATS), default="raw",
+                        help="; ".join(f"{name}: {fmt.description}" for name, fmt in FORMATS.items()))
     export.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     export.add_argument("--store", help=store_help)
     export.set_defaults(handler=cmd_export)

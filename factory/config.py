@@ -35,6 +35,14 @@ class DatasetInput(BaseModel):
     where: str | None = Field(default=None, description="SQL predicate selecting the input rows.")
 
 
+class CountInput(BaseModel):
+    """No input data: `count` rows with ids "0".."count-1" (for stages that make data from nothing)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: int = Field(ge=1, description="How many input rows to make.")
+
+
 class Resources(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -49,7 +57,7 @@ class StageSpec(BaseModel):
 
     stage: str = Field(description="Short stage name (see factory.stages) or a dotted path 'package.module:Class'.")
     name: str | None = Field(default=None, description="Unique name in this pipeline (default: the stage name).")
-    input: SeedInput | DatasetInput = Field(description="Where the stage's input rows come from.")
+    input: SeedInput | DatasetInput | CountInput = Field(description="Where the stage's input rows come from.")
     output: str | None = Field(default=None, description="Data set written (default: the stage's own).")
     model: str | None = Field(default=None, description="Shorthand for models: {model: NAME}.")
     models: dict[str, str] = Field(default_factory=dict, description="Role -> model name from the models section.")
@@ -115,7 +123,7 @@ def _validation_message(exc: ValidationError, prefix: str = "") -> str:
     problems = []
     for error in exc.errors():
         # Union members add their class name to the location; it means nothing to a YAML author.
-        location = tuple(p for p in error["loc"] if p not in ("SeedInput", "DatasetInput"))
+        location = tuple(p for p in error["loc"] if p not in ("SeedInput", "DatasetInput", "CountInput"))
         where = format_location(location)
         where = f"{prefix}.{where}" if prefix and where else (prefix or where)
         problems.append(f"{where}: {error['msg']}")

@@ -9,10 +9,11 @@ pipelines, models and run ids the rows came from.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import datasets
 import polars as pl
@@ -20,8 +21,27 @@ import polars as pl
 from factory.errors import FactoryError
 from factory.store import Store, check_dataset_name
 
-ExportFormat = Literal["raw", "sft"]
-FORMATS: tuple[str, ...] = ("raw", "sft")
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """A training format: which columns the data set needs and how rows become records."""
+
+    convert: str  # "module:function", (frame: pl.DataFrame) -> pl.DataFrame; imported on use
+    needs: tuple[str, ...] = ()  # at least one column of each "a|b" alternative must exist
+    description: str = ""
+    drop_errors: bool = True  # error rows are for audit, never for training
+
+    def function(self) -> Callable[[pl.DataFrame], pl.DataFrame]:
+        module, _, name = self.convert.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+# Formats by name. Packages outside `factory` add theirs here by dotted path (factory imports
+# nothing of theirs by name, DESIGN.md §2).
+FORMATS: dict[str, ExportFormat] = {
+    "raw": ExportFormat("factory.export:identity", (), "every column, error rows included", drop_errors=False),
+    "sft": ExportFormat("factory.export:to_sft", ("prompt|instruction", "response"), "TRL conversational `messages`"),
+}
 
 
 @dataclass
@@ -31,32 +51,37 @@ class ExportResult:
     format: str
 
 
-def _select(store: Store, dataset: str, where: str | None, fmt: ExportFormat) -> pl.DataFrame:
+def _select(store: Store, dataset: str, where: str | None, name: str, fmt: ExportFormat) -> pl.DataFrame:
     check_dataset_name(dataset)
     if not store.has(dataset):
         raise FactoryError(f"no data set {dataset!r} in store {store.location}")
     conditions = [f"({where})"] if where else []
     columns = store.columns(dataset)
-    if fmt == "sft":
-        needed = {"prompt", "response"} - set(columns)
-        if needed:
-            raise FactoryError(f"--format sft needs columns prompt and response; {dataset!r} lacks {', '.join(sorted(needed))}")
-        conditions.append("response IS NOT NULL")
-        if "error" in columns:
-            conditions.append("error IS NULL")  # error rows are for audit, never for training
+    for need in fmt.needs:
+        if not any(option in columns for option in need.split("|")):
+            raise FactoryError(f"--format {name} needs column {need.replace('|', ' or ')}; {dataset!r} has "
+                               f"{', '.join(columns)}")
+    if fmt.drop_errors and "error" in columns:
+        conditions.append("error IS NULL")
     clause = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     return store.sql(f"SELECT * FROM {dataset}{clause} ORDER BY id")
 
 
+def identity(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame
+
+
 def to_sft(frame: pl.DataFrame) -> pl.DataFrame:
     """TRL's conversational SFT format: one `messages` list per row (system turn when present)."""
+    prompt = "prompt" if "prompt" in frame.columns else "instruction"
     has_system = "system_prompt" in frame.columns
     messages = []
-    for row in frame.iter_rows(named=True):
+    for row in frame.filter(pl.col("response").is_not_null()).iter_rows(named=True):
         turns = [{"role": "system", "content": row["system_prompt"]}] if has_system and row["system_prompt"] else []
-        turns += [{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": row["response"]}]
-        messages.append(turns)
-    return pl.DataFrame({"id": frame["id"], "messages": messages})
+        turns += [{"role": "user", "content": row[prompt]}, {"role": "assistant", "content": row["response"]}]
+        messages.append({"id": row["id"], "messages": turns})
+    return pl.DataFrame(messages, schema={"id": pl.String, "messages": pl.List(pl.Struct(
+        {"role": pl.String, "content": pl.String}))})
 
 
 def _card(store: Store, dataset: str, frame: pl.DataFrame, where: str | None, fmt: str) -> str:
@@ -94,17 +119,18 @@ Exported by the LLM data factory on {dt.datetime.now(dt.timezone.utc).isoformat(
 
 
 def export_dataset(store: Store, dataset: str, out: str | Path, where: str | None = None,
-                   fmt: ExportFormat = "raw", overwrite: bool = False) -> ExportResult:
+                   fmt: str = "raw", overwrite: bool = False) -> ExportResult:
     if fmt not in FORMATS:
         raise FactoryError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
+    export_format = FORMATS[fmt]
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise FactoryError(f"{out} exists and is not empty; pass --overwrite to replace it")
         shutil.rmtree(out)
-    frame = _select(store, dataset, where, fmt)
+    frame = _select(store, dataset, where, fmt, export_format)
     card = _card(store, dataset, frame, where, fmt)
-    exported = to_sft(frame) if fmt == "sft" else frame
+    exported = export_format.function()(frame)
     hf = datasets.Dataset.from_polars(exported)
     hf.save_to_disk(str(out))
     (out / "data").mkdir()

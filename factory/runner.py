@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from factory.config import DatasetInput, Pipeline, PlannedStage, SeedInput
+from factory.config import CountInput, DatasetInput, Pipeline, PlannedStage, SeedInput
 from factory.errors import ConfigError, StoreError
 from factory.models import BUNDLED, resolve_model
 from factory.placement import EXECUTORS
@@ -78,6 +78,8 @@ class PipelineRunner:
                 table = read_seed_file(self.pipeline.seed_path(stage))  # a bad line fails here, before writing
                 self._seed_tables[stage.index] = table
                 dataset, columns, field = seed_dataset_name(stage), set(table.column_names), "input.seed"
+            elif isinstance(source, CountInput):
+                dataset, columns, field = "(count)", {"id", "index"}, "input.count"
             else:
                 dataset, field = source.dataset, "input.dataset"
                 if dataset not in available:
@@ -119,6 +121,8 @@ class PipelineRunner:
             dataset = seed_dataset_name(stage)
             # Seeds are loaded into the store once, so lineage joins work in SQL; re-loading adds nothing.
             self.store.append(dataset, self.store.without_done(dataset, table, against="id"))
+        elif isinstance(source, CountInput):
+            table = pa.table({"id": [str(i) for i in range(source.count)], "index": list(range(source.count))})
         else:
             assert isinstance(source, DatasetInput)
             where = f" WHERE {source.where}" if source.where else ""
@@ -127,6 +131,7 @@ class PipelineRunner:
                 table = self.store.arrow(f"SELECT * FROM {source.dataset}{where} ORDER BY {order}")
             except StoreError as exc:
                 raise ConfigError(f"{stage.path}.input.where: {exc}") from None
+        table = stage.stage_class.prepare_input(stage.config, table, self.store)
         return table.slice(0, self.limit) if self.limit is not None else table
 
     def run_stage(self, stage: PlannedStage) -> StageSummary:

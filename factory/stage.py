@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from factory.engines import Engine
 from factory.ids import row_id
+from factory.store import Store
 from schemas import BaseRow, rows_to_arrow
 
 
@@ -53,6 +54,16 @@ class Stage(ABC):
     def reads(cls, config: Any) -> list[str]:
         """Input columns this stage needs; checked against what the input provides before launch."""
         return ["id"]
+
+    @classmethod
+    def prepare_input(cls, config: Any, rows: pa.Table, store: Store) -> pa.Table:
+        """Turn the selected input rows into this stage's work items, in the driver, before resume.
+
+        The default keeps them as they are. Stages override it to group rows (all N responses of a
+        prompt in one item), to draw work items (k skills per example), or to read another data set
+        from `store`. Every returned row needs a deterministic `id`.
+        """
+        return rows
 
     @classmethod
     def writes(cls) -> list[str]:

@@ -79,3 +79,16 @@ def test_ray_executor_matches_local(tmp_path, tiny_model_dir):
     # Same ids and the same text: batches are seeded by their content, not by where they ran.
     assert ray_store.sql(query).equals(local_store.sql(query))
     assert len(ray_store.shards("responses")) == 3  # one committed shard per batch
+
+
+def test_count_input_and_prepare_input_hook(tmp_path):
+    raw = {"name": "groups", "executor": "local", "stages": [{
+        "stage": "tests.factory.stage_fixtures:GroupStage", "input": {"count": 5}, "config": {"groups": 2},
+    }]}
+    store = Store(tmp_path / "store")
+    path = write_pipeline(tmp_path, raw)
+    (summary,) = run(path, store)
+    assert summary.rows == 2
+    rows = store.sql("SELECT parent_id, members FROM groups ORDER BY parent_id").rows()
+    assert rows == [("g0", ["0", "2", "4"]), ("g1", ["1", "3"])]
+    assert run(path, store)[0].skipped_rows == 2
