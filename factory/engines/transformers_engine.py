@@ -143,11 +143,58 @@ class TransformersEngine(Engine):
                     f"prompt + response of {len(prompt) + len(answer)} tokens exceed the context of {self.max_context}"
                 )
             pairs.append((prompt, answer))
-        results: list[list[float]] = []
-        step = self.spec.max_batch_size
-        for start in range(0, len(pairs), step):
-            results.extend(self._score_chunk(pairs[start : start + step]))
+        # Responses to the same prompt share one forward pass over it (CDR, judges score N samples
+        # of one prompt); lone pairs are scored in length-sorted batches to cut padding.
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, (prompt, _) in enumerate(pairs):
+            groups.setdefault(tuple(prompt), []).append(index)
+        results: list[list[float]] = [[] for _ in pairs]
+        lone = []
+        for prompt, members in groups.items():
+            if len(members) == 1:
+                lone.extend(members)
+                continue
+            for start in range(0, len(members), self.spec.max_batch_size):
+                chunk = members[start : start + self.spec.max_batch_size]
+                scores = self._score_shared(list(prompt), [pairs[i][1] for i in chunk])
+                for index, score in zip(chunk, scores, strict=True):
+                    results[index] = score
+        lone.sort(key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        for start in range(0, len(lone), self.spec.max_batch_size):
+            chunk = lone[start : start + self.spec.max_batch_size]
+            for index, score in zip(chunk, self._score_chunk([pairs[i] for i in chunk]), strict=True):
+                results[index] = score
         return results
+
+    def _score_shared(self, prompt: list[int], answers: list[list[int]]) -> list[list[float]]:
+        """Score several responses to one prompt: the prompt runs once, its cache is copied per response."""
+        prompt_ids = torch.tensor([prompt], device=self.device)
+        head = self.model(input_ids=prompt_ids, use_cache=True)
+        first = torch.log_softmax(head.logits[0, -1].float(), dim=-1)  # predicts each response's first token
+        width = max(len(answer) for answer in answers)
+        if width == 0:
+            return [[] for _ in answers]
+        ids = torch.full((len(answers), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(answers), len(prompt) + width), dtype=torch.long)
+        mask[:, : len(prompt)] = 1
+        for row, answer in enumerate(answers):  # right padding: pads come after every real token
+            ids[row, : len(answer)] = torch.tensor(answer, dtype=torch.long)
+            mask[row, len(prompt) : len(prompt) + len(answer)] = 1
+        cache = head.past_key_values
+        cache.batch_repeat_interleave(len(answers))
+        logits = self.model(
+            input_ids=ids.to(self.device), attention_mask=mask.to(self.device), past_key_values=cache, use_cache=True,
+        ).logits
+        scores = []
+        for row, answer in enumerate(answers):
+            if not answer:
+                scores.append([])
+                continue
+            tail = torch.log_softmax(logits[row, : len(answer) - 1].float(), dim=-1)
+            targets = torch.tensor(answer, device=tail.device)
+            values = [first[answer[0]].item()] + tail.gather(1, targets[1:].unsqueeze(1)).squeeze(1).tolist()
+            scores.append(values)
+        return scores
 
     def _score_chunk(self, pairs: list[tuple[list[int], list[int]]]) -> list[list[float]]:
         sequences = [prompt + answer for prompt, answer in pairs]

@@ -97,3 +97,15 @@ def test_generate_on_cuda(tiny_model_dir):
     assert engine.model.device.type == "cuda"
     (generation,) = engine.generate(CONVERSATIONS[:1], SamplingParams(n=2, max_new_tokens=4, seed=0))
     assert len(generation.completions) == 2
+
+
+def test_shared_prefix_scoring_equals_scoring_each_alone(tiny_engine):
+    conversation = CONVERSATIONS[1]
+    responses = ["the quick brown fox", "yes", "write a short poem about the sea", "no no no", ""]
+    together = tiny_engine.logprobs([conversation] * len(responses), responses)
+    alone = [tiny_engine.logprobs([conversation], [response])[0] for response in responses]
+    for shared, single in zip(together, alone, strict=True):
+        assert len(shared) == len(single)
+        assert shared == pytest.approx(single, abs=1e-4)
+    mixed = tiny_engine.logprobs([conversation, CONVERSATIONS[0], conversation], ["yes", "yes", "no no no"])
+    assert mixed[0] == pytest.approx(alone[1], abs=1e-4) and mixed[2] == pytest.approx(alone[3], abs=1e-4)
