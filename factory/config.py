@@ -138,7 +138,8 @@ def parse_pipeline(raw: Any, base_dir: Path, source: str = "<pipeline>") -> Pipe
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_validation_message(exc)}") from None
     for key, model in config.models.items():
-        model.name = check_model_name(model.name, f"{source}: models.{key}.name", base_dir)
+        if model.backend != "openai":  # an openai model name is whatever the server calls it
+            model.name = check_model_name(model.name, f"{source}: models.{key}.name", base_dir)
     planned: list[PlannedStage] = []
     names: set[str] = set()
     for index, spec in enumerate(config.stages):

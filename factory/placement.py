@@ -63,7 +63,9 @@ def run_ray(planned: PlannedStage, run_id: str, todo: pa.Table) -> Iterator[pa.T
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=resources.concurrency),
         num_cpus=resources.num_cpus,
-        num_gpus=resources.num_gpus,
+        # A vLLM model sharded over tensor_parallel_size GPUs needs that many in its actor.
+        num_gpus=max([resources.num_gpus] + [spec.tensor_parallel_size for spec in planned.models.values()
+                                             if spec.backend == "vllm"]),
     )
     yield from mapped.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0)
 

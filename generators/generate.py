@@ -65,6 +65,9 @@ class GenerateStage(Stage):
         generations = engine.generate([self._conversation(row) for row in rows], sampling)
         records = []
         for row, generation in zip(rows, generations, strict=True):
+            if generation.error is not None:
+                records.append(self.failed_row(row, generation.error))
+                continue
             for index, completion in enumerate(generation.completions):
                 records.append(ResponseRow(
                     **self.lineage(row["id"], index),

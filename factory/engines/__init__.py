@@ -10,6 +10,14 @@ def load_engine(spec: ModelSpec) -> Engine:
         from factory.engines.transformers_engine import TransformersEngine
 
         return TransformersEngine(spec)
+    if spec.backend == "openai":
+        from factory.engines.openai_engine import OpenAIEngine
+
+        return OpenAIEngine(spec)
+    if spec.backend == "vllm":
+        from factory.engines.vllm_engine import VLLMEngine
+
+        return VLLMEngine(spec)
     raise ValueError(f"unknown backend {spec.backend!r}")
 
 

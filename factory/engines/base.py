@@ -36,6 +36,7 @@ class Generation:
 
     prompt_tokens: int
     completions: list[Completion] = field(default_factory=list)
+    error: str | None = None  # set when this conversation failed for good (e.g. a server's final 5xx)
 
 
 class Engine(ABC):

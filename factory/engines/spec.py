@@ -2,17 +2,46 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="Bundled name (see `factory models`), a local folder, or a hub id.")
-    backend: Literal["transformers"] = Field(default="transformers", description="Inference backend.")
+    backend: Literal["transformers", "vllm", "openai"] = Field(
+        default="transformers",
+        description="'transformers' (CPU/GPU, default), 'vllm' (GPU nodes, extra `vllm`), 'openai' (any "
+        "OpenAI-compatible server: `vllm serve`, llama.cpp's server, a hosted API).",
+    )
     device: str = Field(default="auto", description="'auto' (CUDA when present, else CPU), 'cpu', 'cuda', 'cuda:1'...")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         default="auto", description="'auto': bf16 where the hardware has it (CPU here, most GPUs), else fp16 on GPU."
     )
     max_batch_size: int = Field(default=16, ge=1, description="Most sequences in one forward pass when scoring.")
     threads: int | None = Field(default=None, ge=1, description="Torch CPU threads; default: what the actor was given.")
+
+    # ---- openai backend ----
+    base_url: str | None = Field(default=None, description="openai: server URL up to /v1, e.g. http://127.0.0.1:8000/v1.")
+    api_key_env: str = Field(
+        default="OPENAI_API_KEY", description="openai: environment variable holding the API key (never stored)."
+    )
+    max_concurrency: int = Field(default=8, ge=1, description="openai: requests in flight at once.")
+    timeout_s: float = Field(default=120.0, gt=0, description="openai: seconds before a request is abandoned.")
+    max_retries: int = Field(default=4, ge=0, description="openai: retries on 429, 5xx, timeouts and bad JSON.")
+    tokenizer: str | None = Field(
+        default=None,
+        description="openai: local tokenizer (folder, hub id or bundled name) whose chat template formats prompts "
+        "for the completions endpoint (scoring); without it a plain 'User: ... Assistant:' layout is used.",
+    )
+
+    # ---- vllm backend ----
+    tensor_parallel_size: int = Field(default=1, ge=1, description="vllm: GPUs per model; sets the actor's GPUs.")
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1, description="vllm: share of GPU memory to use.")
+    max_model_len: int | None = Field(default=None, ge=1, description="vllm: context length (default: the model's).")
+
+    @model_validator(mode="after")
+    def _backend_fields(self) -> "ModelSpec":
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("backend 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1)")
+        return self

@@ -1,0 +1,158 @@
+"""The `openai` backend: any OpenAI-compatible HTTP server (`vllm serve`, llama.cpp's server, a hosted API).
+
+- `generate` uses /chat/completions (one request per conversation, `n` samples), many in flight.
+- `logprobs` uses /completions with `echo` + `logprobs` and `max_tokens: 0`-like requests: the
+  server returns the log-probability of every prompt token, and the response's tokens are those
+  starting at or after the end of the formatted prompt. Servers without it get a clear error.
+- Retries with exponential backoff on 429, 5xx, timeouts and malformed JSON; a conversation that
+  still fails becomes `Generation.error` (an error row), never a crash of the batch.
+- The API key is read from the environment variable the spec names, sent as a header, and never
+  stored, logged or put into a data set card.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import requests
+
+from factory.engines.base import Completion, Conversation, Engine, Generation, SamplingParams
+from factory.engines.spec import ModelSpec
+from factory.engines.transformers_engine import plain_prompt
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class ServerError(RuntimeError):
+    """A request that failed after every retry."""
+
+
+class MissingCapabilityError(RuntimeError):
+    """The server cannot do what the call needs (e.g. prompt log-probabilities)."""
+
+
+class OpenAIEngine(Engine):
+    def __init__(self, spec: ModelSpec):
+        assert spec.base_url is not None
+        self.name = spec.name
+        self.spec = spec
+        self.base_url = spec.base_url.rstrip("/")
+        self.session = requests.Session()
+        key = os.environ.get(spec.api_key_env)
+        if key:
+            self.session.headers["Authorization"] = f"Bearer {key}"
+        self.pool = ThreadPoolExecutor(max_workers=spec.max_concurrency)
+        self.template = None
+        if spec.tokenizer:
+            from transformers import AutoTokenizer
+
+            from factory.models import resolve_model
+
+            self.template = AutoTokenizer.from_pretrained(resolve_model(spec.tokenizer))
+
+    # ---- HTTP ----------------------------------------------------------------------------------
+
+    def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.base_url}{path}"
+        problem = "no attempt"
+        for attempt in range(self.spec.max_retries + 1):
+            if attempt:
+                time.sleep(min(8.0, 0.25 * 2 ** (attempt - 1)) * (0.5 + random.random()))  # jittered backoff
+            try:
+                response = self.session.post(url, json=payload, timeout=self.spec.timeout_s)
+            except requests.Timeout:
+                problem = f"timed out after {self.spec.timeout_s}s"
+                continue
+            except requests.ConnectionError as exc:
+                problem = f"cannot connect: {type(exc).__name__}"
+                continue
+            if response.status_code in RETRY_STATUS:
+                problem = f"HTTP {response.status_code}: {response.text[:200]}"
+                continue
+            if response.status_code >= 400:  # a client error will not get better by asking again
+                raise ServerError(f"{url}: HTTP {response.status_code}: {response.text[:300]}")
+            try:
+                body = response.json()
+            except ValueError:
+                problem = f"malformed JSON: {response.text[:120]!r}"
+                continue
+            if not isinstance(body, dict):
+                problem = f"unexpected JSON: {str(body)[:120]}"
+                continue
+            return body
+        raise ServerError(f"{url}: {problem} (after {self.spec.max_retries + 1} attempts)")
+
+    # ---- generate ------------------------------------------------------------------------------
+
+    def generate(self, conversations: list[Conversation], sampling: SamplingParams) -> list[Generation]:
+        return list(self.pool.map(lambda conversation: self._generate_one(conversation, sampling), conversations))
+
+    def _generate_one(self, conversation: Conversation, sampling: SamplingParams) -> Generation:
+        payload: dict[str, Any] = {
+            "model": self.name, "messages": conversation, "n": sampling.n, "max_tokens": sampling.max_new_tokens,
+            "temperature": sampling.temperature, "top_p": sampling.top_p,
+        }
+        if sampling.seed is not None:
+            payload["seed"] = sampling.seed
+        try:
+            body = self._post("/chat/completions", payload)
+            choices = body["choices"]
+            usage = body.get("usage") or {}
+            if len(choices) < sampling.n and sampling.n > 1:
+                # Some servers ignore n: ask for the rest one at a time.
+                extra = [self._post("/chat/completions", {**payload, "n": 1})["choices"][0]
+                         for _ in range(sampling.n - len(choices))]
+                choices = choices + extra
+            per_choice = int(usage.get("completion_tokens", 0)) // max(1, len(body["choices"]))
+            completions = [
+                Completion(
+                    text=(choice["message"].get("content") or "").strip(),
+                    finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+                    completion_tokens=per_choice,
+                )
+                for choice in choices[: sampling.n]
+            ]
+            return Generation(prompt_tokens=int(usage.get("prompt_tokens", 0)), completions=completions)
+        except (ServerError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            return Generation(prompt_tokens=0, error=f"{type(exc).__name__}: {exc}")
+
+    # ---- scoring -------------------------------------------------------------------------------
+
+    def format_prompt(self, conversation: Conversation) -> str:
+        if self.template is not None and self.template.chat_template:
+            return self.template.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+        return plain_prompt(conversation) + " "
+
+    def logprobs(self, conversations: list[Conversation], responses: list[str]) -> list[list[float]]:
+        if len(conversations) != len(responses):
+            raise ValueError(f"{len(conversations)} conversations but {len(responses)} responses")
+        return list(self.pool.map(self._score_one, conversations, responses))
+
+    def _score_one(self, conversation: Conversation, response: str) -> list[float]:
+        prompt = self.format_prompt(conversation)
+        body = self._post("/completions", {
+            "model": self.name, "prompt": prompt + response, "echo": True, "logprobs": 1,
+            "max_tokens": 1, "temperature": 0.0,
+        })
+        try:
+            choice = body["choices"][0]
+            detail = choice["logprobs"]
+            tokens, values, offsets = detail["tokens"], detail["token_logprobs"], detail["text_offset"]
+        except (KeyError, IndexError, TypeError):
+            raise MissingCapabilityError(
+                f"{self.base_url} returned no prompt log-probabilities: the openai backend scores through "
+                "/completions with echo=true and logprobs, which this server does not support"
+            ) from None
+        # The echoed text is prompt + response + the one generated token: keep the response's tokens.
+        end = len(prompt) + len(response)
+        scored = [value for token, value, offset in zip(tokens, values, offsets, strict=False)
+                  if len(prompt) <= offset < end and token]
+        if len(offsets) and offsets[0] != 0 and offsets[0] > len(prompt):
+            raise MissingCapabilityError(f"{self.base_url} did not echo the prompt; cannot score responses")
+        if any(value is None for value in scored):
+            raise MissingCapabilityError(f"{self.base_url} returned null log-probabilities for prompt tokens")
+        return [float(value) for value in scored]
