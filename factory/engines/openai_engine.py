@@ -122,10 +122,11 @@ class OpenAIEngine(Engine):
 
     # ---- scoring -------------------------------------------------------------------------------
 
-    def format_prompt(self, conversation: Conversation) -> str:
+    def format_prompt(self, conversation: Conversation) -> tuple[str, str]:
+        """The prompt text and what joins it to the response."""
         if self.template is not None and self.template.chat_template:
-            return self.template.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
-        return plain_prompt(conversation) + " "
+            return self.template.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False), ""
+        return plain_prompt(conversation), " "
 
     def logprobs(self, conversations: list[Conversation], responses: list[str]) -> list[list[float]]:
         if len(conversations) != len(responses):
@@ -133,9 +134,10 @@ class OpenAIEngine(Engine):
         return list(self.pool.map(self._score_one, conversations, responses))
 
     def _score_one(self, conversation: Conversation, response: str) -> list[float]:
-        prompt = self.format_prompt(conversation)
+        prompt, joiner = self.format_prompt(conversation)
+        text = prompt + joiner + response
         body = self._post("/completions", {
-            "model": self.name, "prompt": prompt + response, "echo": True, "logprobs": 1,
+            "model": self.name, "prompt": text, "echo": True, "logprobs": 1,
             "max_tokens": 1, "temperature": 0.0,
         })
         try:
@@ -147,12 +149,22 @@ class OpenAIEngine(Engine):
                 f"{self.base_url} returned no prompt log-probabilities: the openai backend scores through "
                 "/completions with echo=true and logprobs, which this server does not support"
             ) from None
-        # The echoed text is prompt + response + the one generated token: keep the response's tokens.
-        end = len(prompt) + len(response)
-        scored = [value for token, value, offset in zip(tokens, values, offsets, strict=False)
-                  if len(prompt) <= offset < end and token]
-        if len(offsets) and offsets[0] != 0 and offsets[0] > len(prompt):
+        # The echo is prompt + response + generated tokens. Servers disagree on text offsets (llama.cpp
+        # counts special tokens as empty), so walk back from the end of the echoed input instead,
+        # taking tokens until they cover the response's characters (a token may straddle the seam).
+        prompt_count = (body.get("usage") or {}).get("prompt_tokens")
+        echoed = list(zip(tokens, values, offsets, strict=False))
+        echoed = echoed[:prompt_count] if prompt_count else [e for e in echoed if e[2] < len(text)]
+        if len(echoed) < 2:
             raise MissingCapabilityError(f"{self.base_url} did not echo the prompt; cannot score responses")
+        scored: list[float] = []
+        covered, target = 0, len(joiner + response)
+        for token, value, _ in reversed(echoed):
+            if covered >= target:
+                break
+            scored.append(value)
+            covered += len(token)
+        scored.reverse()
         if any(value is None for value in scored):
             raise MissingCapabilityError(f"{self.base_url} returned null log-probabilities for prompt tokens")
         return [float(value) for value in scored]

@@ -70,9 +70,10 @@ def test_scoring_needs_echoed_logprobs():
 def test_scoring_reads_only_the_response_tokens():
     def echo(number, path, payload):
         text = payload["prompt"]
-        prompt_end = text.index("Assistant:") + len("Assistant: ")
-        tokens = [text[:prompt_end], "ye", "s", "!"]
-        offsets = [0, prompt_end, prompt_end + 2, len(text)]
+        prompt_end = text.index("Assistant:") + len("Assistant:")
+        assert text[prompt_end:] == " yes"
+        tokens = [text[:prompt_end], " ye", "s", "!"]  # " ye" straddles the seam: it is response text
+        offsets = [0, prompt_end, prompt_end + 3, len(text)]
         body = {"choices": [{"text": text + "!", "logprobs": {
             "tokens": tokens, "token_logprobs": [None, -1.5, -0.25, -3.0], "text_offset": offsets}}]}
         return 200, json.dumps(body), 0

@@ -1,0 +1,79 @@
+"""The openai backend against a real OpenAI-compatible server: llama.cpp's (llama-cpp-python[server])
+serving the bundled SmolLM2 GGUF on loopback."""
+
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from factory.config import load_pipeline
+from factory.engines import ModelSpec, SamplingParams, load_engine
+from factory.models import _smollm2_gguf
+from factory.runner import PipelineRunner
+from factory.store import Store
+from tests.helpers import prompts, write_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def llama_server():
+    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
+    port = free_port()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(_smollm2_gguf()), "--host", "127.0.0.1",
+               "--port", str(port), "--model_alias", "smol", "--logits_all", "true", "--n_ctx", "2048",
+               "--n_threads", "2"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if requests.get(f"{url}/models", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert server.poll() is None and time.time() < deadline, "llama.cpp server did not start"
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_generate_and_score_on_a_real_server(llama_server):
+    engine = load_engine(ModelSpec(name="smol", backend="openai", base_url=llama_server,
+                                   tokenizer="smollm2-135m-instruct"))
+    conversation = [{"role": "user", "content": "What is the capital of France?"}]
+    (generation,) = engine.generate([conversation], SamplingParams(n=2, max_new_tokens=16, seed=0))
+    assert generation.error is None and len(generation.completions) == 2
+    assert all(c.text for c in generation.completions) and generation.prompt_tokens > 0
+    (scores,) = engine.logprobs([conversation], ["The capital of France is Paris."])
+    assert 5 <= len(scores) <= 10 and all(value <= 0 for value in scores)
+    (probs,) = engine.option_probs([conversation], ["Paris", "Banana"])
+    assert probs[0] > probs[1] > 0
+
+
+def test_same_kind_of_rows_as_transformers(llama_server, tmp_path):
+    def run(model, folder):
+        raw = {"name": "kinds", "executor": "local", "models": {"m": model}, "stages": [{
+            "stage": "generate", "input": {"seed": "prompts.jsonl"}, "model": "m",
+            "config": {"n": 2, "max_new_tokens": 8, "seed": 0}}]}
+        store = Store(folder / "store")
+        PipelineRunner(load_pipeline(write_pipeline(folder, raw, prompts(2))), store).run()
+        return store
+
+    on_server = run({"name": "smol", "backend": "openai", "base_url": llama_server}, tmp_path / "a")
+    local = run({"name": "smollm2-135m-instruct"}, tmp_path / "b")
+    assert on_server.columns("responses") == local.columns("responses")
+    query = "SELECT parent_id, sample_index, error IS NULL AS ok, response <> '' AS said FROM responses ORDER BY 1, 2"
+    assert on_server.sql(query).equals(local.sql(query))
