@@ -40,7 +40,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from factory.runner import PipelineRunner
 
     pipeline = load_pipeline(args.pipeline)
-    summaries = PipelineRunner(pipeline, _store(args), limit=args.limit, executor=args.executor).run()
+    summaries = PipelineRunner(pipeline, _store(args), limit=args.limit, executor=args.executor,
+                               retry_errors=args.retry_errors).run()
     errors = sum(summary.error_rows for summary in summaries)
     print(f"done: {sum(s.rows for s in summaries)} rows written, {errors} error rows")
     return 0
@@ -92,6 +93,56 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    store = _store(args)
+    if not store.has("runs"):
+        raise FactoryError(f"no runs recorded in store {store.location}")
+    _print_frame(store.sql(
+        "SELECT run_id, pipeline, stage, status, rows, error_rows, prompt_tokens, completion_tokens, "
+        "seconds, gpu_seconds, started_at FROM runs ORDER BY started_at DESC, stage"
+        + (f" LIMIT {args.last}" if args.last else "")
+    ), args.format)
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from factory import jobs
+
+    extra = (["--limit", str(args.limit)] if args.limit else []) + (["--retry-errors"] if args.retry_errors else [])
+    print(jobs.submit(args.pipeline, args.address, args.store, extra, pip=args.pip))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from factory import jobs
+
+    for key, value in jobs.status(args.job_id, args.address).items():
+        print(f"{key}: {value}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from factory import jobs
+
+    for chunk in jobs.logs(args.job_id, args.address, follow=args.follow):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from factory import jobs
+
+    print("stopped" if jobs.stop(args.job_id, args.address) else "not running")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from trainers.cli import train_command  # imported on use: factory never imports trainers at load
+
+    return train_command(args.kind, args.config, _store(args), where=args.where, max_steps=args.max_steps)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="factory", description="LLM data generation and annotation factory.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -103,7 +154,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--store", help=store_help)
     run.add_argument("--limit", type=int, help="use only the first N input rows of each stage")
     run.add_argument("--executor", choices=("ray", "local"), help="override the pipeline's executor")
+    run.add_argument("--retry-errors", action="store_true", help="re-run the rows each stage stored as errors")
     run.set_defaults(handler=cmd_run)
+
+    runs = commands.add_parser("runs", help="list past runs per stage: status, rows, errors, tokens, seconds")
+    runs.add_argument("--store", help=store_help)
+    runs.add_argument("--last", type=int, help="only the N most recent stage runs")
+    runs.add_argument("--format", choices=formats, default="table")
+    runs.set_defaults(handler=cmd_runs)
+
+    address_help = "Ray job server (default: $RAY_ADDRESS or http://127.0.0.1:8265)"
+    submit = commands.add_parser("submit", help="submit `factory run PIPELINE` as a Ray job; prints the job id")
+    submit.add_argument("pipeline")
+    submit.add_argument("--address", help=address_help)
+    submit.add_argument("--store", help="store the job writes (an s3:// URL on a cluster)")
+    submit.add_argument("--limit", type=int)
+    submit.add_argument("--retry-errors", action="store_true")
+    submit.add_argument("--pip", nargs="*", help="extra pip packages for the job's runtime environment")
+    submit.set_defaults(handler=cmd_submit)
+    for name, handler, text in (("status", cmd_status, "a job's status"), ("logs", cmd_logs, "a job's logs"),
+                                ("stop", cmd_stop, "stop a running job")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("job_id")
+        command.add_argument("--address", help=address_help)
+        if name == "logs":
+            command.add_argument("--follow", action="store_true", help="keep printing until the job ends")
+        command.set_defaults(handler=handler)
 
     sql = commands.add_parser("sql", help="run read-only SQL over the store (each data set is a table)")
     sql.add_argument("query")
@@ -129,6 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list the bundled models")
     models.add_argument("--format", choices=formats, default="table")
     models.set_defaults(handler=cmd_models)
+
+    train = commands.add_parser("train", help="train SFT / reward / DPO / SimPO on store rows (docs/trainers.md)")
+    train.add_argument("kind", choices=("sft", "rm", "dpo", "simpo"))
+    train.add_argument("--config", required=True, help="training YAML (model, data, training, ...)")
+    train.add_argument("--where", help="extra SQL predicate on the training rows")
+    train.add_argument("--max-steps", type=int, help="override training.max_steps (a longer run resumes)")
+    train.add_argument("--store", help=store_help)
+    train.set_defaults(handler=cmd_train)
     return parser
 
 

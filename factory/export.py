@@ -1,9 +1,9 @@
 """Export a slice of a data set as a Hugging Face dataset folder.
 
-The folder holds both layouts, so every reader works: `datasets.load_from_disk(out)` (Arrow files
-from `save_to_disk`) and `load_dataset("parquet", data_files=f"{out}/data/*.parquet")` (or simply
-`load_dataset(out)`: the card's YAML header points at the Parquet files). The card names the
-pipelines, models and run ids the rows came from.
+The folder holds both layouts: `datasets.load_from_disk(out)` reads the Arrow files from
+`save_to_disk`, and `load_dataset("parquet", data_files=f"{out}/data/*.parquet")` the Parquet copy
+(the card's YAML header names it for the Hub). The card names the pipelines, models and run ids
+the rows came from.
 """
 
 from __future__ import annotations
@@ -41,6 +41,16 @@ class ExportFormat:
 FORMATS: dict[str, ExportFormat] = {
     "raw": ExportFormat("factory.export:identity", (), "every column, error rows included", drop_errors=False),
     "sft": ExportFormat("factory.export:to_sft", ("prompt|instruction", "response"), "TRL conversational `messages`"),
+    "alpaca": ExportFormat("generators.skillmix.export:to_alpaca", ("instruction|prompt", "response"),
+                           "Alpaca `instruction` / `input` / `output`"),
+    "helpsteer2": ExportFormat("annotators.exports:to_helpsteer2", ("prompt", "response", "helpfulness", "correctness",
+                               "coherence", "complexity", "verbosity"), "HelpSteer2 attributes as ints 0-4"),
+    "helpsteer2-preference": ExportFormat("annotators.exports:to_helpsteer2_preference", ("prompt", "response_1",
+                                          "response_2", "preference_strength"), "HelpSteer2-Preference strengths"),
+    "rm": ExportFormat("annotators.exports:to_rm", ("prompt", "chosen|response_1", "rejected|response_2"),
+                       "TRL reward: conversational chosen / rejected + margin"),
+    "dpo": ExportFormat("annotators.exports:to_dpo", ("prompt", "chosen|response_1", "rejected|response_2"),
+                        "TRL preference: conversational prompt / chosen / rejected"),
 }
 
 

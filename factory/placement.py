@@ -40,9 +40,10 @@ def ensure_ray() -> None:
     import ray
 
     if not ray.is_initialized():
-        # RAY_ADDRESS (set by `ray job submit`) makes this join the cluster; else a local one starts.
-        ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING, configure_logging=False)
+        # RAY_ADDRESS (set by `ray job submit`, or by the user: `auto` joins a `ray start` cluster)
+        # picks a cluster; otherwise a fresh local Ray, never some other cluster found on this machine.
+        ray.init(address=os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False,
+                 log_to_driver=False, logging_level=logging.WARNING, configure_logging=False)
 
 
 def run_ray(planned: PlannedStage, run_id: str, todo: pa.Table) -> Iterator[pa.Table]:

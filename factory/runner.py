@@ -57,10 +57,11 @@ def seed_dataset_name(stage: PlannedStage) -> str:
 
 class PipelineRunner:
     def __init__(self, pipeline: Pipeline, store: Store, limit: int | None = None,
-                 executor: str | None = None, console: Console | None = None):
+                 executor: str | None = None, console: Console | None = None, retry_errors: bool = False):
         self.pipeline = pipeline
         self.store = store
         self.limit = limit
+        self.retry_errors = retry_errors
         self.executor = executor or pipeline.config.executor
         self.console = console or Console(stderr=True, soft_wrap=True)
         self.run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
@@ -138,20 +139,39 @@ class PipelineRunner:
         started = dt.datetime.now(dt.timezone.utc)
         clock = time.perf_counter()
         inputs = self.input_rows(stage)
-        todo = self.store.without_done(stage.output, inputs, where=f"fingerprint = '{stage.fingerprint}'")
-        summary = StageSummary(stage.name, stage.output, inputs.num_rows, inputs.num_rows - todo.num_rows)
-        status, message = "completed", None
-        try:
-            if todo.num_rows:
-                self._map(stage, todo, summary)
-        except BaseException as exc:
-            status, message = "failed", f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            summary.seconds = time.perf_counter() - clock
-            self._record(stage, summary, status, message, started)
+        # Concurrent runs of one stage take turns; each computes what is missing once it holds the lock.
+        with self.store.lock(f"{stage.output}-{stage.fingerprint}"):
+            if self.retry_errors:
+                self._retire_errors(stage, inputs)
+            todo = self.store.without_done(stage.output, inputs, where=f"fingerprint = '{stage.fingerprint}'")
+            summary = StageSummary(stage.name, stage.output, inputs.num_rows, inputs.num_rows - todo.num_rows)
+            status, message = "completed", None
+            try:
+                if todo.num_rows:
+                    self._map(stage, todo, summary)
+            except BaseException as exc:
+                status, message = "failed", f"{type(exc).__name__}: {exc}"
+                raise
+            finally:
+                summary.seconds = time.perf_counter() - clock
+                self._record(stage, summary, status, message, started)
         self._print(summary)
         return summary
+
+    def _retire_errors(self, stage: PlannedStage, inputs: pa.Table) -> None:
+        """--retry-errors: drop this stage's error rows for these inputs, so they count as missing.
+        Dropped before the retry, so an id is never stored twice; a crash in between only means the
+        next run retries them again."""
+        if "error" not in self.store.columns(stage.output) or inputs.num_rows == 0:
+            return
+        failed = self.store.arrow(
+            f"SELECT id, parent_id FROM {stage.output} WHERE fingerprint = '{stage.fingerprint}' AND error IS NOT NULL"
+        )
+        wanted = set(inputs.column("id").to_pylist())
+        ids = [row["id"] for row in failed.to_pylist() if row["parent_id"] in wanted]
+        if ids:
+            dropped = self.store.drop_rows(stage.output, ids)
+            self.console.print(f"stage [bold]{stage.name}[/]: retrying {dropped} error rows")
 
     def _map(self, stage: PlannedStage, todo: pa.Table, summary: StageSummary) -> None:
         progress = Progress(TextColumn(f"[bold]{stage.name}[/]"), BarColumn(), MofNCompleteColumn(),
@@ -170,7 +190,9 @@ class PipelineRunner:
             stage=stage.name, status=status, output=stage.output, input_rows=summary.input_rows,
             skipped_rows=summary.skipped_rows, rows=summary.rows, error_rows=summary.error_rows,
             prompt_tokens=summary.prompt_tokens, completion_tokens=summary.completion_tokens,
-            seconds=round(summary.seconds, 3), config=json.dumps(stage.spec.model_dump(mode="json")),
+            seconds=round(summary.seconds, 3),
+            gpu_seconds=round(summary.seconds * stage.spec.resources.num_gpus * stage.spec.resources.concurrency, 3),
+            config=json.dumps(stage.spec.model_dump(mode="json")),
             message=message, started_at=started, finished_at=dt.datetime.now(dt.timezone.utc),
         )
         self.store.append(RUNS_DATASET, rows_to_arrow([record], RunRecord))

@@ -10,6 +10,19 @@ from factory.stage import Stage
 # Short names for the stages that ship with the factory: "module:Class", imported on demand.
 STAGE_TABLE: dict[str, str] = {
     "generate": "generators.generate:GenerateStage",
+    "skillmix.extract": "generators.skillmix.extract:ExtractStage",
+    "skillmix.skills": "generators.skillmix.aggregate:SkillsStage",
+    "skillmix.query_types": "generators.skillmix.aggregate:QueryTypesStage",
+    "skillmix.generate": "generators.skillmix.generate:SkillMixGenerateStage",
+    "skillmix.dedup": "generators.skillmix.dedup:DedupStage",
+    "cdr": "annotators.cdr.stage:CDRStage",
+    "cdr_pairs": "annotators.cdr.pairs:CDRPairsStage",
+    "llama_guard": "annotators.guard.stage:LlamaGuardStage",
+    "helpsteer": "annotators.helpsteer.stage:HelpSteerStage",
+    "helpsteer_aggregate": "annotators.helpsteer.aggregate_stage:HelpSteerAggregateStage",
+    "helpsteer_preference": "annotators.helpsteer.preference:HelpSteerPreferenceStage",
+    "import_ratings": "annotators.helpsteer.human:ImportRatingsStage",
+    "import_preferences": "annotators.helpsteer.human:ImportPreferencesStage",
 }
 
 

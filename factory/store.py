@@ -7,10 +7,12 @@ The location is a local path or any fsspec URL (`s3://bucket/prefix`, `memory://
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,9 @@ import fsspec
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from filelock import FileLock
 from fsspec.implementations.local import LocalFileSystem
 
 from factory.errors import StoreError
@@ -109,10 +113,54 @@ class Store:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise StoreError(f"data set {dataset!r}: batch does not match its column types: {exc}") from None
 
+    def drop_rows(self, dataset: str, ids: list[str]) -> int:
+        """Remove rows by id by rewriting only the shards that hold them (each swap is atomic).
+
+        Used to retire error rows before they are retried, so an id is never in two rows.
+        Returns the number of rows removed.
+        """
+        if not ids or not self.has(dataset):
+            return 0
+        wanted = pa.array(sorted(set(ids)), pa.string())
+        removed = 0
+        for shard in self.shards(dataset):
+            table = pq.read_table(shard, filesystem=self.fs)
+            hit = pc.is_in(table.column("id"), value_set=wanted)
+            count = pc.sum(hit).as_py() or 0
+            if not count:
+                continue
+            kept = table.filter(pc.invert(hit))
+            if self.is_local:
+                temp = shard[: -len(SHARD_SUFFIX)] + TEMP_SUFFIX
+                pq.write_table(kept, temp)
+                os.replace(temp, shard) if kept.num_rows else os.remove(shard)
+            elif kept.num_rows:
+                pq.write_table(kept, shard, filesystem=self.fs)
+            else:
+                self.fs.rm(shard)
+            removed += count
+        return removed
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Serialise writers of one stage output across processes (local stores).
+
+        Object stores have no cross-process lock here: two concurrent runs of one stage on an
+        object store may repeat work; see README "What survives a crash".
+        """
+        if not self.is_local:
+            yield
+            return
+        folder = Path(self.root) / ".locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(folder / f"{name}.lock")):
+            yield
+
     # ---- reading -------------------------------------------------------------------------------
 
     def dataset_names(self, known: set[str] = frozenset()) -> list[str]:
         """Data sets with at least one complete shard (names in `known` are trusted to have one)."""
+        self._forget_listings(self.root)
         if not self.fs.exists(self.root):
             return []
         names = []
@@ -126,9 +174,15 @@ class Store:
 
     def shards(self, dataset: str) -> list[str]:
         folder = f"{self.root}/{check_dataset_name(dataset)}"
+        self._forget_listings(folder)
         if not self.fs.exists(folder):
             return []
         return sorted(path for path in self.fs.ls(folder, detail=False) if path.endswith(SHARD_SUFFIX))
+
+    def _forget_listings(self, path: str) -> None:
+        # Object-store filesystems cache listings; another process may have added shards since.
+        if not self.is_local:
+            self.fs.invalidate_cache(path)
 
     def has(self, dataset: str) -> bool:
         return bool(self.shards(dataset))

@@ -21,6 +21,7 @@ class RunRecord(BaseModel):
     prompt_tokens: int = Field(description="Prompt tokens summed over the rows written.")
     completion_tokens: int = Field(description="Completion tokens summed over the rows written.")
     seconds: float = Field(description="Wall seconds of the stage.")
+    gpu_seconds: float = Field(description="GPU-seconds reserved: wall seconds x GPUs per actor x actors.")
     config: str = Field(description="The stage's config as JSON.")
     message: str | None = Field(default=None, description="Error message when status is 'failed'.")
     started_at: dt.datetime

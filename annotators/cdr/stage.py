@@ -1,0 +1,105 @@
+"""Stage `cdr`: density-ratio rewards r(x, y) = sum log pi_strong(y_t) - sum log pi_weak(y_t).
+
+One actor holds both models (roles `strong` and `weak`), each its own Engine with its own tokenizer
+and chat template: the pair is small enough to share an actor, and scoring a prompt's N responses
+under both models in one place avoids shipping rows between two actor pools. A work item is one
+prompt with all its responses (`prepare_input`), so each engine sees the N (conversation, response)
+pairs of a prompt in one `logprobs` call and can share the prompt's computation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+from pydantic import Field
+
+from annotators.cdr.customise import Customisation, Domain, Exemplar, conversation, system_message, template_tag
+from annotators.cdr.router import RouterConfig, route
+from annotators.grouping import group_rows, require_columns
+from factory.ids import row_id
+from factory.stage import Stage, StageConfig
+from factory.store import Store
+from schemas.cdr import RewardRow
+
+
+class CDRConfig(StageConfig):
+    prompt_column: str = Field(default="prompt", description="Input column with the user prompt.")
+    response_column: str = Field(default="response", description="Input column with the response to score.")
+    group_by: str = Field(default="parent_id", description="Input column whose equal values form one prompt's group.")
+    criteria: str | None = Field(default=None, description="Criteria system prompt (used when no router domain applies).")
+    exemplars: list[Exemplar] = Field(default_factory=list, description="In-context exemplars shown after the criteria.")
+    router: RouterConfig | None = Field(
+        default=None, description="Label prompts SAFETY / REASONING / CHAT with the strong model; None: no routing."
+    )
+    domains: dict[Domain, Customisation] = Field(
+        default_factory=dict, description="Per-domain criteria and exemplars, chosen by the router's label."
+    )
+    weak_system_prompt: str | None = Field(
+        default=None,
+        description="System prompt for the weak model instead of the criteria (None: both see the same conversation, "
+        "as in the paper). Lets one model with a 'careless assistant' prompt stand in for a weak model.",
+    )
+
+
+class CDRStage(Stage):
+    Config = CDRConfig
+    Record = RewardRow
+    default_output = "rewards"
+    model_roles = ("strong", "weak")
+
+    config: CDRConfig
+
+    @classmethod
+    def reads(cls, config: CDRConfig) -> list[str]:
+        return ["id", config.group_by, config.prompt_column, config.response_column]
+
+    @classmethod
+    def prepare_input(cls, config: CDRConfig, rows: pa.Table, store: Store) -> pa.Table:
+        require_columns(rows, cls.reads(config), "cdr")
+        grouped = group_rows(rows, config.group_by, [config.prompt_column, config.response_column],
+                             drop_null=config.response_column)
+        return grouped.rename_columns(["id", "member_ids", "prompt", "response"])
+
+    def _customisation(self, domain: Domain | None) -> Customisation:
+        if domain is not None and domain in self.config.domains:
+            return self.config.domains[domain]
+        return Customisation(criteria=self.config.criteria, exemplars=self.config.exemplars)
+
+    def process(self, rows: list[dict[str, Any]]) -> list[RewardRow]:
+        strong, weak = self.engines["strong"], self.engines["weak"]
+        prompts = [row["prompt"][0] for row in rows]
+        domains: list[Domain | None] = (
+            list(route(strong, prompts, self.config.router)) if self.config.router else [None] * len(rows)
+        )
+        strong_pairs, weak_pairs, owners = [], [], []
+        customs = [self._customisation(domain) for domain in domains]
+        for index, (row, prompt, custom) in enumerate(zip(rows, prompts, customs, strict=True)):
+            system = system_message(custom)
+            weak_system = self.config.weak_system_prompt or system
+            for response in row["response"]:
+                strong_pairs.append((conversation(system, prompt), response))
+                weak_pairs.append((conversation(weak_system, prompt), response))
+                owners.append(index)
+        # One call per model for the whole batch: the engine shares each prompt's computation.
+        strong_scores = strong.logprobs([c for c, _ in strong_pairs], [r for _, r in strong_pairs])
+        weak_scores = weak.logprobs([c for c, _ in weak_pairs], [r for _, r in weak_pairs])
+        records, position = [], 0
+        for index, row in enumerate(rows):
+            tag = template_tag(customs[index], self.config.weak_system_prompt)
+            for response_id, response in zip(row["member_ids"], row["response"], strict=True):
+                s, w = strong_scores[position], weak_scores[position]
+                position += 1
+                records.append(RewardRow(
+                    **{**self.lineage(row["id"]), "id": row_id(self.context.fingerprint, response_id)},
+                    model=strong.name, weak_model=weak.name, template=tag,
+                    response_id=response_id, prompt=prompts[index], response=response, domain=domains[index],
+                    reward=sum(s) - sum(w), strong_logprob=sum(s), weak_logprob=sum(w),
+                    strong_tokens=len(s), weak_tokens=len(w),
+                ))
+        return records
+
+    def failed_row(self, row: dict[str, Any], message: str) -> RewardRow:
+        prompts = row.get("prompt") or [None]
+        return RewardRow(**self.lineage(row["id"]), model=self.engines["strong"].name,
+                         weak_model=self.engines["weak"].name, prompt=prompts[0], error=message)

@@ -1,0 +1,86 @@
+"""Store rows -> TRL formats; bad queries and configs fail before any training, naming the problem."""
+
+from __future__ import annotations
+
+import pytest
+
+from factory.errors import ConfigError
+from trainers.config import load_train_config
+from trainers.data import TrainingDataError, load_training_data, split
+from trainers.run import run_name, train
+from tests.trainers.conftest import write_config
+
+
+def _data(tmp_path, tiny_model_dir, store, kind, **overrides):
+    return load_training_data(load_train_config(write_config(tmp_path, tiny_model_dir, **overrides), kind), store)
+
+
+def test_sft_messages_from_prompt_and_response_without_error_rows(tmp_path, tiny_model_dir, train_store):
+    data = _data(tmp_path, tiny_model_dir, train_store, "sft", data={"dataset": "responses"}, eval_fraction=0.25)
+    assert len(data.train) + len(data.eval) == 8  # the error row is left out
+    assert "err" not in data.snapshot.row_ids
+    assert data.train[0]["messages"][0]["role"] == "user" and data.train[0]["messages"][-1]["role"] == "assistant"
+    assert data.snapshot.source_run_ids == ["run-a", "run-b"] and len(data.snapshot.ids_hash) == 64
+
+
+def test_helpsteer_pairs_are_oriented_by_strength(tmp_path, tiny_model_dir, train_store):
+    data = _data(tmp_path, tiny_model_dir, train_store, "dpo", data={"dataset": "helpsteer_pairs"}, eval_fraction=0)
+    row = data.train[0]
+    assert row["prompt"][-1]["role"] == "user"
+    assert row["chosen"][0]["content"] != "no" and row["rejected"][0]["content"] in ("no", "maybe", "0 1 2")
+
+
+def test_reward_formats_carry_margin_and_scale(tmp_path, tiny_model_dir, train_store):
+    margin = _data(tmp_path, tiny_model_dir, train_store, "rm", data={"dataset": "pairs"}, rm={"objective": "margin"})
+    assert set(margin.train.column_names) == {"prompt", "chosen", "rejected", "margin"}
+    assert all(m in (1.0, 2.0, 3.0) for m in margin.train["margin"])
+    scaled = _data(tmp_path, tiny_model_dir, train_store, "rm", data={"dataset": "pairs"}, rm={"objective": "scaled_bt"})
+    assert "scale" in scaled.train.column_names
+
+
+def test_regression_keeps_missing_labels_as_none(tmp_path, tiny_model_dir, train_store):
+    data = _data(tmp_path, tiny_model_dir, train_store, "rm", data={"dataset": "ratings"},
+                 rm={"objective": "regression"}, eval_fraction=0)
+    labels = data.train["labels"]
+    assert all(len(row) == 5 for row in labels) and any(row[1] is None for row in labels)
+
+
+def test_missing_columns_are_named(tmp_path, tiny_model_dir, train_store):
+    with pytest.raises(TrainingDataError, match="preference_strength") as info:
+        _data(tmp_path, tiny_model_dir, train_store, "rm", data={"query": "SELECT id, prompt, chosen, rejected FROM pairs"},
+              rm={"objective": "scaled_bt"})
+    assert "objective scaled_bt" in str(info.value)
+    with pytest.raises(TrainingDataError, match="chosen, rejected"):
+        _data(tmp_path, tiny_model_dir, train_store, "dpo", data={"dataset": "responses"})
+    with pytest.raises(TrainingDataError, match="helpfulness, correctness, coherence, complexity, verbosity"):
+        _data(tmp_path, tiny_model_dir, train_store, "rm", data={"dataset": "responses"}, rm={"objective": "regression"})
+
+
+def test_bad_query_fails_before_training(tmp_path, tiny_model_dir, train_store):
+    config = load_train_config(write_config(tmp_path, tiny_model_dir, data={"dataset": "responses", "where": "1 = 0"}),
+                               "sft")
+    with pytest.raises(TrainingDataError, match="no rows"):
+        train(config, train_store)
+    assert not (config.output_dir / run_name(config)).exists()  # nothing was launched
+
+
+def test_config_errors_name_the_field(tmp_path, tiny_model_dir):
+    with pytest.raises(ConfigError, match=r"training\.max_stepz"):
+        load_train_config(write_config(tmp_path, tiny_model_dir, data={"dataset": "x"}, training={"max_stepz": 1}), "sft")
+    with pytest.raises(ConfigError, match="section\\(s\\) dpo"):
+        load_train_config(write_config(tmp_path, tiny_model_dir, data={"dataset": "x"}, dpo={"beta": 0.2}), "sft")
+    with pytest.raises(ConfigError, match="exactly one of 'query' or 'dataset'"):
+        load_train_config(write_config(tmp_path, tiny_model_dir, data={"where": "x"}), "sft")
+    with pytest.raises(ConfigError, match="regression_data"):
+        load_train_config(write_config(tmp_path, tiny_model_dir, data={"dataset": "x"},
+                                       rm={"objective": "regression_then_scaled_bt"}), "rm")
+
+
+def test_split_is_stable_and_resume_name_ignores_max_steps(tmp_path, tiny_model_dir):
+    rows = [{"i": i} for i in range(10)]
+    ids = [f"r{i}" for i in range(10)]
+    assert split(rows, ids, 0.2) == split(rows, ids, 0.2) and len(split(rows, ids, 0.2)[1]) == 2
+    short = load_train_config(write_config(tmp_path, tiny_model_dir, data={"dataset": "x"}), "sft")
+    long = short.model_copy(deep=True)
+    long.training.max_steps = 99
+    assert run_name(short) == run_name(long)

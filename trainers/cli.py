@@ -1,0 +1,28 @@
+"""`factory train {sft,rm,dpo,simpo} --config train.yaml`: imported lazily by factory/cli.py."""
+
+from __future__ import annotations
+
+import json
+
+from factory.store import Store
+from trainers.config import load_train_config
+from trainers.run import train
+
+
+def train_command(kind: str, config_path: str, store: Store, where: str | None = None,
+                  max_steps: int | None = None) -> int:
+    config = load_train_config(config_path, kind)
+    if where:
+        config.data.where = f"({config.data.where}) AND ({where})" if config.data.where else where
+    if max_steps:
+        config.training.max_steps = max_steps
+    record = train(config, store)
+    loss = "n/a" if record.final_loss is None else f"{record.final_loss:.4f}"
+    resumed = f" (resumed from step {record.resumed_from_step})" if record.resumed_from_step else ""
+    print(f"trained {record.kind}/{record.method} on {record.train_rows} rows ({record.eval_rows} held out): "
+          f"{record.steps} steps{resumed}, final loss {loss}, {record.seconds:.1f} s")
+    print(f"eval: {json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in json.loads(record.eval_metrics).items()})}")
+    print(f"model: {record.final_model_path}")
+    print(f"recorded in training_runs: id {record.id}, data snapshot {record.data_ids_hash[:16]} "
+          f"({record.data_row_count} rows)")
+    return 0

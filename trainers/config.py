@@ -1,0 +1,165 @@
+"""Training configs: YAML parsed at the edge into pydantic models; errors name the YAML path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from factory.config import check_model_name, format_location
+from factory.errors import ConfigError
+
+KINDS = ("sft", "rm", "dpo", "simpo")
+HELPSTEER_ATTRIBUTES = ["helpfulness", "correctness", "coherence", "complexity", "verbosity"]
+RewardObjective = Literal["bt", "margin", "scaled_bt", "regression", "regression_then_scaled_bt", "multi_objective"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSource(_Strict):
+    """Rows from the store: a SQL query, or a data set with an optional predicate."""
+
+    query: str | None = Field(default=None, description="SQL over the store (each data set is a table).")
+    dataset: str | None = Field(default=None, description="Data set name; used when `query` is not given.")
+    where: str | None = Field(default=None, description="SQL predicate on `dataset` (or on the query's rows).")
+    keep_errors: bool = Field(default=False, description="Keep rows whose `error` column is set (dropped by default).")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSource:
+        if (self.query is None) == (self.dataset is None):
+            raise ValueError("give exactly one of 'query' or 'dataset'")
+        return self
+
+    def sql(self) -> str:
+        base = self.query.strip().rstrip(";") if self.query else f"SELECT * FROM {self.dataset}"
+        conditions = [f"({self.where})"] if self.where else []
+        return f"SELECT * FROM ({base}) AS src" + (f" WHERE {' AND '.join(conditions)}" if conditions else "")
+
+
+class LoraOptions(_Strict):
+    r: int = Field(default=8, ge=1, description="LoRA rank.")
+    alpha: int = Field(default=16, ge=1, description="LoRA scaling alpha.")
+    dropout: float = Field(default=0.0, ge=0, lt=1, description="Dropout on the LoRA path.")
+    target_modules: list[str] | str = Field(default="all-linear", description="Modules to adapt (peft syntax).")
+
+
+class Optimisation(_Strict):
+    max_steps: int = Field(default=10, ge=1, description="Optimizer steps in total (a resumed run continues to it).")
+    learning_rate: float = Field(default=1e-4, gt=0, description="Peak learning rate.")
+    batch_size: int = Field(default=2, ge=1, description="Examples (or pairs) per device per step.")
+    gradient_accumulation_steps: int = Field(default=1, ge=1, description="Micro-batches per optimizer step.")
+    max_length: int = Field(default=512, ge=8, description="Longest tokenized sequence; longer ones are truncated/dropped.")
+    warmup_steps: int = Field(default=0, ge=0, description="Linear warm-up steps.")
+    logging_steps: int = Field(default=1, ge=1, description="Log metrics every N steps (recorded in training_runs).")
+    save_steps: int = Field(default=50, ge=1, description="Checkpoint every N steps; the last step is always saved.")
+    seed: int = Field(default=0, description="Seed for data order and initialisation.")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        default="auto", description="'auto': bf16 on GPUs that support it, fp16 on other GPUs, fp32 on CPU.")
+
+
+class RayOptions(_Strict):
+    num_workers: int = Field(default=1, ge=1, description="Ray Train workers (data parallel).")
+    use_gpu: bool = Field(default=False, description="One GPU per worker.")
+    cpus_per_worker: float = Field(default=1, gt=0, description="CPUs reserved per worker (its torch threads).")
+
+
+class SFTOptions(_Strict):
+    assistant_only_loss: bool = Field(default=True, description="Loss on assistant tokens only (conversations).")
+
+
+class DPOOptions(_Strict):
+    beta: float = Field(default=0.1, gt=0, description="KL strength β of DPO.")
+
+
+class SimPOOptions(_Strict):
+    beta: float = Field(default=2.0, gt=0, description="Reward scale β of SimPO (paper: 2.0-2.5).")
+    gamma: float = Field(default=0.5, ge=0, description="Target margin γ (TRL's `simpo_gamma`).")
+
+
+class RewardOptions(_Strict):
+    objective: RewardObjective = Field(default="bt", description=(
+        "bt: -logσ(rc-rr); margin: -logσ(rc-rr-m) (column `margin`, else |preference_strength|); "
+        "scaled_bt: |strength|·-logσ(rc-rr); regression: MSE on the attributes; regression_then_scaled_bt: "
+        "the HelpSteer2 recipe; multi_objective: ArmoRM-style ridge heads + gating on a frozen backbone."))
+    attributes: list[str] = Field(default_factory=lambda: list(HELPSTEER_ATTRIBUTES),
+                                  description="Attribute columns for regression / multi_objective.")
+    regression_data: DataSource | None = Field(default=None, description=(
+        "Rating rows for the regression phase of regression_then_scaled_bt (top-level `data` holds the pairs)."))
+    regression_steps: int | None = Field(default=None, ge=1, description="Steps of the regression phase "
+                                                                        "(default: training.max_steps).")
+    head_attribute: str = Field(default="helpfulness", description=(
+        "regression_then_scaled_bt: the regression head row that initialises the scalar reward head."))
+    pairs: DataSource | None = Field(default=None, description=(
+        "multi_objective: preference pairs for the gating network; default: pairs built from the rating rows "
+        "of the same prompt, ordered by `pair_attribute`."))
+    pair_attribute: str = Field(default="helpfulness", description="multi_objective: attribute that orders built pairs.")
+    ridge_alpha: float = Field(default=1.0, gt=0, description="multi_objective: ridge regularisation.")
+    decorrelate: str | None = Field(default="verbosity", description=(
+        "multi_objective: objective removed from the others (r'_i = r_i - λ_i r_v) and left out of the mix; null: none."))
+    gating_epochs: int = Field(default=200, ge=1, description="multi_objective: full-batch epochs of the gating MLP.")
+    gating_hidden: int = Field(default=64, ge=1, description="multi_objective: hidden width of the gating MLP.")
+
+
+class TrainConfig(_Strict):
+    kind: Literal["sft", "rm", "dpo", "simpo"] | None = Field(
+        default=None, description="Set by the command (`factory train KIND`); if given here it must match.")
+    model: str = Field(description="Base model: bundled name, local folder (relative to the YAML) or hub id.")
+    data: DataSource = Field(description="Training rows.")
+    eval_fraction: float = Field(default=0.1, ge=0, lt=1, description=(
+        "Share of rows held out (chosen by id hash, so stable across runs) and evaluated at the end."))
+    output_dir: Path = Field(default=Path("train-runs"), description="Parent folder of runs (relative to the working directory).")
+    run_name: str | None = Field(default=None, description=(
+        "Run folder name; default KIND-<hash of the config>, so re-running the same config resumes it."))
+    resume: bool = Field(default=True, description="Continue from the run's last checkpoint when there is one.")
+    lora: LoraOptions | None = Field(default=None, description="LoRA adapter (peft); null: full fine-tuning.")
+    training: Optimisation = Field(default_factory=Optimisation)
+    ray: RayOptions = Field(default_factory=RayOptions)
+    sft: SFTOptions = Field(default_factory=SFTOptions)
+    dpo: DPOOptions = Field(default_factory=DPOOptions)
+    simpo: SimPOOptions = Field(default_factory=SimPOOptions)
+    rm: RewardOptions = Field(default_factory=RewardOptions)
+
+    def method(self) -> str:
+        return self.rm.objective if self.kind == "rm" else str(self.kind)
+
+
+def parse_train_config(raw: Any, kind: str, base_dir: Path, source: str = "<train config>") -> TrainConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a training config is a YAML mapping with 'model' and 'data'")
+    if kind not in KINDS:
+        raise ConfigError(f"{source}: unknown training kind {kind!r} (choose from {', '.join(KINDS)})")
+    try:
+        config = TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = [f"{format_location(error['loc']) or '(top)'}: {error['msg']}" for error in exc.errors()]
+        raise ConfigError(f"{source}: {'; '.join(problems)}") from None
+    if config.kind is not None and config.kind != kind:
+        raise ConfigError(f"{source}: kind: the config says {config.kind!r} but the command is 'factory train {kind}'")
+    config.kind = kind  # type: ignore[assignment]
+    others = {"sft", "dpo", "simpo", "rm"} - {kind}
+    stray = sorted(others & config.model_fields_set)
+    if stray:
+        raise ConfigError(f"{source}: section(s) {', '.join(stray)} do not apply to 'factory train {kind}'")
+    config.model = check_model_name(config.model, f"{source}: model", base_dir)
+    config.output_dir = config.output_dir.expanduser().resolve()  # like the store: relative to the working dir
+    if kind == "rm" and config.rm.objective == "regression_then_scaled_bt" and config.rm.regression_data is None:
+        raise ConfigError(f"{source}: rm.regression_data: regression_then_scaled_bt needs the rating rows "
+                          "for its regression phase (top-level 'data' holds the preference pairs)")
+    return config
+
+
+def load_train_config(path: str | Path, kind: str) -> TrainConfig:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read training config {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: malformed YAML: {getattr(exc, 'problem', None) or exc}") from None
+    return parse_train_config(raw, kind, path.parent.resolve(), str(path))

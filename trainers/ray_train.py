@@ -1,0 +1,174 @@
+"""Every trainer runs inside a Ray Train TorchTrainer: one CPU worker locally, N GPU workers on a cluster.
+
+Checkpoints: TRL/transformers saves one every `save_steps` (and at the last step); Ray's
+RayTrainReportCallback copies it into the run's Ray storage (`output_dir/run_name/checkpoint_*`).
+Resume: Ray restores the run's checkpoint list from that storage when the same run name starts
+again, `ray.train.get_checkpoint()` returns the latest, and transformers continues from its step.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import datasets
+from transformers import Trainer
+from transformers.trainer_utils import get_last_checkpoint
+
+from factory.errors import FactoryError
+from trainers.common import common_args, device_kind, load_tokenizer, model_path, pick_precision
+from trainers.config import TrainConfig
+
+CHECKPOINT_SUBDIR = "checkpoint"  # where RayTrainReportCallback puts the transformers checkpoint
+FINAL_SUBDIR = "final"  # the trained model (or adapter, or scorer) in the run's last checkpoint
+SUMMARY_FILE = "summary.json"
+
+
+class TrainingFailed(FactoryError):
+    """The Ray Train run raised; the message is the worker's error."""
+
+
+def build_trainer(config: TrainConfig, payload: dict[str, Any], path: str, args: dict[str, Any]) -> Trainer:
+    tokenizer = load_tokenizer(path)
+    train, eval_ = payload["train"], payload["eval"]
+    if config.kind == "sft":
+        from trainers.sft import build_sft
+
+        return build_sft(config, train, eval_, path, tokenizer, args)
+    if config.kind in ("dpo", "simpo"):
+        from trainers.preference import build_preference
+
+        return build_preference(config, train, eval_, path, tokenizer, args)
+    from trainers.reward import build_reward
+
+    return build_reward(config, train, eval_, path, tokenizer, args, Path(payload["run_dir"]), payload["extra"])
+
+
+def _step_of(checkpoint_dir: Path) -> int:
+    state = checkpoint_dir / "trainer_state.json"
+    return int(json.loads(state.read_text())["global_step"]) if state.exists() else 0
+
+
+def _report_callback() -> Any:
+    from ray.train.huggingface.transformers import RayTrainReportCallback
+
+    class IntermediateReports(RayTrainReportCallback):
+        """Reports checkpoints before the last step; the last goes with the final report (one copy, with
+        the summary), because Ray's Result keeps only the metrics reported with a checkpoint."""
+
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step < state.max_steps:
+                super().on_save(args, state, control, **kwargs)
+
+    return IntermediateReports()
+
+
+def _final_report(summary: dict[str, Any], rank: int, trainer: Trainer | None = None,
+                  fill: Callable[[Path], None] | None = None) -> None:
+    """Rank 0 reports a checkpoint with `checkpoint/` (resume state), `final/` (the model) and `summary.json`."""
+    import ray.train
+
+    metrics = {"step": summary.get("steps", 0), "loss": summary.get("final_loss")}
+    if rank != 0:
+        ray.train.report(metrics=metrics)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if trainer is not None:
+            last = get_last_checkpoint(trainer.args.output_dir) or summary.get("resume_source")
+            if last:
+                shutil.copytree(last, folder / CHECKPOINT_SUBDIR)
+            trainer.save_model(str(folder / FINAL_SUBDIR))  # the adapter only, under LoRA
+            trainer.processing_class.save_pretrained(str(folder / FINAL_SUBDIR))
+        if fill is not None:
+            fill(folder / FINAL_SUBDIR)
+        (folder / SUMMARY_FILE).write_text(json.dumps(summary, default=float))
+        ray.train.report(metrics=metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
+def worker_loop(payload: dict[str, Any]) -> None:
+    """Runs in each Ray Train worker."""
+    import ray.train
+
+    config = TrainConfig.model_validate(payload["config"])
+    run_dir = Path(payload["run_dir"])
+    device = device_kind(config.ray.use_gpu)
+    precision = pick_precision(config.training.precision, device)
+    rank = ray.train.get_context().get_world_rank()
+    path = model_path(config)
+    summary: dict[str, Any] = {"device": device, "precision": precision, "resumed_from_step": 0,
+                               "train_rows": len(payload["train"])}
+
+    if config.method() == "multi_objective":  # a fit on frozen embeddings: one worker does it
+        def fit(out: Path) -> None:
+            summary.update(_multi_objective(config, payload, path, out))  # before summary.json is written
+
+        _final_report(summary, rank, fill=fit if rank == 0 else None)
+        return
+
+    trainer = build_trainer(config, payload, path, common_args(config, run_dir / "hf", precision, device))
+    trainer.add_callback(_report_callback())
+    checkpoint = ray.train.get_checkpoint() if config.resume else None
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            source = Path(folder) / CHECKPOINT_SUBDIR
+            summary |= {"resumed_from_step": _step_of(source), "resume_source": str(source)}
+            trainer.train(resume_from_checkpoint=str(source))
+            _finish(trainer, summary, rank)  # inside: the resume source may be all there is to copy
+    else:
+        trainer.train()
+        _finish(trainer, summary, rank)
+
+
+def _finish(trainer: Trainer, summary: dict[str, Any], rank: int) -> None:
+    evaluation = trainer.evaluate() if trainer.eval_dataset is not None else {}
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    summary |= {"steps": trainer.state.global_step, "final_loss": float(logs[-1]["loss"]) if logs else None,
+                "log_history": logs, "eval": evaluation}
+    _final_report(summary, rank, trainer=trainer)
+
+
+def _multi_objective(config: TrainConfig, payload: dict[str, Any], path: str, final: Path) -> dict[str, Any]:
+    from trainers.multi_objective import train_multi_objective
+
+    result = train_multi_objective(config, payload["train"], payload["eval"], path, final, payload["extra"].get("pairs"))
+    result["eval"] = {**result["eval"], **{f"weight_{k}": v for k, v in result.pop("mixing_weights").items()}}
+    return result | {"train_rows": len(payload["train"])}
+
+
+def launch(config: TrainConfig, run_dir: Path, train: datasets.Dataset, eval_: datasets.Dataset | None,
+           extra: dict[str, datasets.Dataset]) -> dict[str, Any]:
+    """Fit in a TorchTrainer; returns the workers' summary plus the last checkpoint's path."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from factory.placement import ensure_ray
+
+    ensure_ray()
+    payload = {"config": config.model_dump(mode="json"), "run_dir": str(run_dir), "train": train, "eval": eval_,
+               "extra": extra}
+    trainer = TorchTrainer(
+        worker_loop,
+        train_loop_config=payload,
+        scaling_config=ray.train.ScalingConfig(num_workers=config.ray.num_workers, use_gpu=config.ray.use_gpu,
+                                               resources_per_worker={"CPU": config.ray.cpus_per_worker}),
+        run_config=ray.train.RunConfig(name=run_dir.name, storage_path=str(run_dir.parent),
+                                       checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
+    )
+    try:
+        result = trainer.fit()
+    except Exception as exc:  # noqa: BLE001 - Ray wraps the worker's error; keep its message
+        cause = exc.__cause__ or exc
+        raise TrainingFailed(f"training run {run_dir.name} failed: {type(cause).__name__}: "
+                             f"{str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}") from exc
+    if result.checkpoint is None:
+        raise TrainingFailed(f"training run {run_dir.name} reported no checkpoint")
+    with result.checkpoint.filesystem.open_input_file(f"{result.checkpoint.path}/{SUMMARY_FILE}") as handle:
+        summary = json.loads(handle.read())
+    summary["checkpoint"] = result.checkpoint.path
+    summary["final_model"] = f"{result.checkpoint.path}/{FINAL_SUBDIR}"
+    return summary
