@@ -69,12 +69,14 @@ class Store:
         """Fail early, with the path, when the store cannot be written."""
         probe = f"{self.root}/.write-probe-{uuid.uuid4().hex}"
         try:
-            self.fs.makedirs(self.root, exist_ok=True)
+            if self.is_local:  # object stores have no folders (and s3fs would create a missing bucket)
+                self.fs.makedirs(self.root, exist_ok=True)
             with self.fs.open(probe, "wb") as handle:
                 handle.write(b"ok")
             self.fs.rm(probe)
-        except OSError as exc:
-            raise StoreError(f"store {self.location!r} is not writable: {exc.strerror or exc}") from None
+        except Exception as exc:  # noqa: BLE001 - OSError locally; botocore/s3fs errors on object stores
+            reason = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
+            raise StoreError(f"store {self.location!r} is not writable: {reason}") from None
 
     def append(self, dataset: str, table: pa.Table) -> str | None:
         """Write one shard atomically; returns its path (None for an empty table)."""

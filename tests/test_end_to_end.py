@@ -48,18 +48,27 @@ def test_quickstart_end_to_end_and_rerun(tmp_path):
     run = subprocess.run(factory_command("run", str(EXAMPLES / "quickstart.yaml"), "--store", str(store)),
                          capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "done: 32 rows written" in run.stdout
-    assert Store(store).sql(CHECK).row(0) == (32, 32, 0)
+    quickstart = Store(store)
+    assert quickstart.sql(CHECK).row(0) == (32, 32, 0)
+    made = {info.name: info.rows for info in quickstart.datasets()}
+    for dataset in ("skills", "query_types", "instructions", "rewards", "preferences", "safety", "ratings"):
+        assert made.get(dataset, 0) > 0, f"quickstart made no {dataset}: {made}"
+    assert made["instructions"] == 8 and made["rewards"] == 16
+    types = quickstart.sql("SELECT query_type, count(*) AS n FROM instructions GROUP BY 1")["n"].to_list()
+    assert max(types) - min(types) <= 1  # query types balanced
     again = subprocess.run(factory_command("run", str(EXAMPLES / "quickstart.yaml"), "--store", str(store)),
                            capture_output=True, text=True, timeout=900)
     assert "done: 0 rows written" in again.stdout, again.stderr[-3000:]
     assert "16 already done" in again.stderr
+    assert {info.name: info.rows for info in Store(store).datasets() if info.name != "runs"} == {
+        name: rows for name, rows in made.items() if name != "runs"}
 
 
 def test_killed_run_resumes_exactly_and_sql_works_while_it_runs(tmp_path):
     shutil.copy(EXAMPLES / "prompts.jsonl", tmp_path / "prompts.jsonl")
     config = yaml.safe_load((EXAMPLES / "quickstart.yaml").read_text())
     stage = config["stages"][0]
+    config["stages"] = [stage]  # the generate stage alone: the kill must land in it
     stage["config"].update(n=1, max_new_tokens=32)
     stage["resources"]["batch_size"] = 2  # 8 shards, so the kill lands mid-stage
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(config))
