@@ -169,7 +169,7 @@ class TransformersEngine(Engine):
     def _score_shared(self, prompt: list[int], answers: list[list[int]]) -> list[list[float]]:
         """Score several responses to one prompt: the prompt runs once, its cache is copied per response."""
         prompt_ids = torch.tensor([prompt], device=self.device)
-        head = self.model(input_ids=prompt_ids, use_cache=True)
+        head = self.model(input_ids=prompt_ids, use_cache=True, logits_to_keep=1)  # only the last position is scored
         first = torch.log_softmax(head.logits[0, -1].float(), dim=-1)  # predicts each response's first token
         width = max(len(answer) for answer in answers)
         if width == 0:
