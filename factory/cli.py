@@ -143,6 +143,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train_command(args.kind, args.config, _store(args), where=args.where, max_steps=args.max_steps)
 
 
+def cmd_annotate(args: argparse.Namespace) -> int:
+    from annotators.webapp.cli import annotate_command  # imported on use, like trainers
+
+    return annotate_command(args, _store(args))
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from annotators.calibrate import calibrate  # imported on use: factory never imports annotators at load
+
+    frame = calibrate(_store(args), args.human, human_where=args.human_where, judgments_where=args.where,
+                      n_boot=args.bootstrap, confidence=args.confidence, seed=args.seed)
+    _print_frame(frame.select("rank", "strategy", "evaluator", "reference", "metric", "value", "ci_low", "ci_high",
+                              "percent_agreement", "n_items", "n_raters"), args.format)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from annotators.report import write_report  # imported on use (matplotlib)
+
+    for path in write_report(_store(args), args.out):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="factory", description="LLM data generation and annotation factory.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -213,6 +237,33 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, help="override training.max_steps (a longer run resumes)")
     train.add_argument("--store", help=store_help)
     train.set_defaults(handler=cmd_train)
+
+    annotate = commands.add_parser("annotate", help="human rating campaign: web app and export (docs/webapp.md)")
+    annotate.add_argument("action", choices=("serve", "export"), help="serve the rating app, or export aggregated labels")
+    annotate.add_argument("--campaign", required=True, help="campaign YAML (source, task, raters, owner)")
+    annotate.add_argument("--host", default="127.0.0.1", help="serve: address to listen on")
+    annotate.add_argument("--port", type=int, default=8000, help="serve: port")
+    annotate.add_argument("--out", help="export: output folder")
+    annotate.add_argument("--format", choices=("helpsteer2", "helpsteer2-preference"), default="helpsteer2")
+    annotate.add_argument("--overwrite", action="store_true", help="export: replace a non-empty output folder")
+    annotate.add_argument("--store", help=store_help)
+    annotate.set_defaults(handler=cmd_annotate)
+
+    calibrate = commands.add_parser("calibrate", help="agreement of judgments with human labels -> data set agreement")
+    calibrate.add_argument("--human", required=True, help="human labels: a .jsonl/.csv file or a data set (docs/multiagent.md)")
+    calibrate.add_argument("--human-where", help="SQL predicate on the human label data set")
+    calibrate.add_argument("--where", help="SQL predicate selecting judgments")
+    calibrate.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
+    calibrate.add_argument("--confidence", type=float, default=0.95, help="interval coverage")
+    calibrate.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    calibrate.add_argument("--format", choices=formats, default="table")
+    calibrate.add_argument("--store", help=store_help)
+    calibrate.set_defaults(handler=cmd_calibrate)
+
+    report = commands.add_parser("report", help="PNGs of agreement and win rates, and a report.md linking them")
+    report.add_argument("--out", required=True, help="output folder")
+    report.add_argument("--store", help=store_help)
+    report.set_defaults(handler=cmd_report)
     return parser
 
 

@@ -193,10 +193,10 @@ def _stage_models(config: PipelineConfig, spec: StageSpec, stage_class: type[Sta
             raise ConfigError(f"{where}.models.{role}: stage '{spec.stage}' needs a model for role '{role}'")
     for role, model_name in spec.models.items():
         field = "model" if role == "model" and spec.model is not None else f"models.{role}"
-        if role not in stage_class.model_roles:
+        if role not in stage_class.model_roles + stage_class.optional_model_roles:
             raise ConfigError(
                 f"{where}.{field}: stage '{spec.stage}' has no model role {role!r} "
-                f"(roles: {', '.join(stage_class.model_roles) or 'none'})"
+                f"(roles: {', '.join(stage_class.model_roles + stage_class.optional_model_roles) or 'none'})"
             )
         if model_name not in config.models:
             defined = ", ".join(sorted(config.models)) or "none"

@@ -51,6 +51,8 @@ FORMATS: dict[str, ExportFormat] = {
                        "TRL reward: conversational chosen / rejected + margin"),
     "dpo": ExportFormat("annotators.exports:to_dpo", ("prompt", "chosen|response_1", "rejected|response_2"),
                         "TRL preference: conversational prompt / chosen / rejected"),
+    "judge-dpo": ExportFormat("annotators.judges.exports:to_judge_dpo", ("prompt", "candidates", "verdict"),
+                              "TRL preference pairs from decisive `judgments` (judge, jury, debate, ranking)"),
 }
 
 

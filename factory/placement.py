@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from factory.config import PlannedStage
 from factory.engines import load_engine
+from factory.engines.metered import USAGE_KEY, MeteredEngine, Usage
 from factory.stage import Stage, StageContext
 
 
@@ -18,12 +19,18 @@ class StageActor:
 
     def __init__(self, planned: PlannedStage, run_id: str):
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # batches already use every thread
-        engines = {role: load_engine(spec) for role, spec in planned.models.items()}
-        context = StageContext(planned.name, planned.config, run_id, planned.fingerprint, engines)
+        self.engines = {role: MeteredEngine(load_engine(spec)) for role, spec in planned.models.items()}
+        context = StageContext(planned.name, planned.config, run_id, planned.fingerprint, dict(self.engines))
         self.stage: Stage = planned.stage_class(context)
 
+    def total_usage(self) -> Usage:
+        return sum((engine.usage for engine in self.engines.values()), Usage())
+
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return self.stage(batch)
+        before = self.total_usage()
+        output = self.stage(batch)
+        # The batch's engine usage rides to the driver in the schema metadata (the runner strips it).
+        return output.replace_schema_metadata({USAGE_KEY: (self.total_usage() - before).to_json()})
 
 
 def batches(table: pa.Table, batch_size: int) -> list[pa.Table]:

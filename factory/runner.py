@@ -14,11 +14,11 @@ import uuid
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from factory.config import CountInput, DatasetInput, Pipeline, PlannedStage, SeedInput
+from factory.engines.metered import USAGE_KEY, Usage
 from factory.errors import ConfigError, StoreError
 from factory.models import BUNDLED, resolve_model
 from factory.placement import EXECUTORS
@@ -39,15 +39,21 @@ class StageSummary:
     error_rows: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    engine_seconds: float = 0.0
     seconds: float = 0.0
 
-    def add(self, batch: pa.Table) -> None:
+    def add(self, batch: pa.Table) -> pa.Table:
+        """Count a finished batch; returns it without the usage metadata the actor attached."""
         self.rows += batch.num_rows
         if "error" in batch.column_names:
             self.error_rows += batch.num_rows - batch.column("error").null_count
-        for column in ("prompt_tokens", "completion_tokens"):
-            if column in batch.column_names:
-                setattr(self, column, getattr(self, column) + int(pc.sum(batch.column(column)).as_py() or 0))
+        raw = (batch.schema.metadata or {}).get(USAGE_KEY)
+        if raw is not None:
+            usage = Usage.from_json(raw)  # every engine call of the batch: turns, retries, scoring
+            self.prompt_tokens += usage.prompt_tokens
+            self.completion_tokens += usage.completion_tokens
+            self.engine_seconds += usage.seconds
+        return batch.replace_schema_metadata(None)
 
 
 def seed_dataset_name(stage: PlannedStage) -> str:
@@ -179,8 +185,7 @@ class PipelineRunner:
         with progress:
             task = progress.add_task(stage.name, total=todo.num_rows)
             for batch in EXECUTORS[self.executor](stage, self.run_id, todo):
-                self.store.append(stage.output, batch)  # the driver is the only writer
-                summary.add(batch)
+                self.store.append(stage.output, summary.add(batch))  # the driver is the only writer
                 progress.advance(task, len(set(batch.column("parent_id").to_pylist())))
 
     def _record(self, stage: PlannedStage, summary: StageSummary, status: str, message: str | None,
@@ -190,7 +195,7 @@ class PipelineRunner:
             stage=stage.name, status=status, output=stage.output, input_rows=summary.input_rows,
             skipped_rows=summary.skipped_rows, rows=summary.rows, error_rows=summary.error_rows,
             prompt_tokens=summary.prompt_tokens, completion_tokens=summary.completion_tokens,
-            seconds=round(summary.seconds, 3),
+            seconds=round(summary.seconds, 3), engine_seconds=round(summary.engine_seconds, 3),
             gpu_seconds=round(summary.seconds * stage.spec.resources.num_gpus * stage.spec.resources.concurrency, 3),
             config=json.dumps(stage.spec.model_dump(mode="json")),
             message=message, started_at=started, finished_at=dt.datetime.now(dt.timezone.utc),
@@ -201,5 +206,6 @@ class PipelineRunner:
         self.console.print(
             f"stage [bold]{s.stage}[/] -> {s.output}: {s.rows} rows ({s.error_rows} errors) from "
             f"{s.input_rows - s.skipped_rows} inputs, {s.skipped_rows} already done; "
-            f"tokens in {s.prompt_tokens} out {s.completion_tokens}; {s.seconds:.1f}s"
+            f"tokens in {s.prompt_tokens} out {s.completion_tokens}; {s.seconds:.1f}s "
+            f"({s.engine_seconds:.1f}s in model calls)"
         )

@@ -44,6 +44,8 @@ class Stage(ABC):
     Record: ClassVar[type[BaseRow]]
     default_output: ClassVar[str]
     model_roles: ClassVar[tuple[str, ...]] = ()
+    # Roles a pipeline may fill but need not (a jury of one to several models, say).
+    optional_model_roles: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, context: StageContext):
         self.context = context

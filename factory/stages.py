@@ -23,6 +23,12 @@ STAGE_TABLE: dict[str, str] = {
     "helpsteer_preference": "annotators.helpsteer.preference:HelpSteerPreferenceStage",
     "import_ratings": "annotators.helpsteer.human:ImportRatingsStage",
     "import_preferences": "annotators.helpsteer.human:ImportPreferencesStage",
+    "feedback_loop": "generators.feedback.loop:FeedbackLoopStage",
+    "feedback_answers": "generators.feedback.answers:FeedbackAnswersStage",
+    "judge": "annotators.judges.judge:JudgeStage",
+    "jury": "annotators.judges.jury:JuryStage",
+    "debate": "annotators.judges.debate:DebateStage",
+    "win_rates": "annotators.judges.winrate_stage:WinRatesStage",
 }
 
 

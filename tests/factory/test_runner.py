@@ -26,6 +26,15 @@ def test_local_run_then_rerun_does_nothing(tmp_path, tiny_model_dir):
     assert store.sql("SELECT count(*) AS n FROM prompts")["n"][0] == 5  # seeds loaded once
     runs = store.sql("SELECT status, rows, skipped_rows FROM runs ORDER BY started_at").rows()
     assert runs == [("completed", 10, 0), ("completed", 0, 5)]
+    # Accounting: the engine's own counts of every call reach the run summary.
+    tokens = store.sql("SELECT sum(completion_tokens) AS c FROM responses")["c"][0]
+    assert first.completion_tokens == tokens
+    (engine_seconds,) = store.sql("SELECT engine_seconds FROM runs ORDER BY started_at LIMIT 1")["engine_seconds"]
+    assert 0 < engine_seconds <= first.seconds
+    import pyarrow.parquet as pq
+
+    for shard in store.shards("responses"):  # the usage rides on the batch, not into the data set
+        assert b"factory.usage" not in (pq.read_schema(shard).metadata or {})
 
 
 def test_limit_then_full_run_completes_the_rest(tmp_path, tiny_model_dir):

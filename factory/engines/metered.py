@@ -1,0 +1,71 @@
+"""Accounting: every engine call's tokens and wall seconds, summed per batch into the run summary."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from factory.engines.base import Conversation, Engine, Generation, SamplingParams
+
+USAGE_KEY = b"factory.usage"  # Arrow schema metadata key carrying a batch's usage to the driver
+
+
+@dataclass
+class Usage:
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0  # generated tokens, or scored response tokens for logprobs
+    seconds: float = 0.0
+
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(self.calls - other.calls, self.prompt_tokens - other.prompt_tokens,
+                     self.completion_tokens - other.completion_tokens, self.seconds - other.seconds)
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.calls + other.calls, self.prompt_tokens + other.prompt_tokens,
+                     self.completion_tokens + other.completion_tokens, self.seconds + other.seconds)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Usage:
+        return cls(**json.loads(raw))
+
+
+class MeteredEngine(Engine):
+    """Wraps an engine; counts what each call did. Other attributes pass through to the engine."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.name = engine.name
+        self.usage = Usage()
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.engine, attribute)
+
+    def generate(self, conversations: list[Conversation], sampling: SamplingParams) -> list[Generation]:
+        start = time.perf_counter()
+        generations = self.engine.generate(conversations, sampling)
+        self.usage += Usage(
+            1, sum(g.prompt_tokens for g in generations),
+            sum(c.completion_tokens for g in generations for c in g.completions), time.perf_counter() - start,
+        )
+        return generations
+
+    def logprobs(self, conversations: list[Conversation], responses: list[str]) -> list[list[float]]:
+        start = time.perf_counter()
+        scores = self.engine.logprobs(conversations, responses)
+        self.usage += Usage(1, 0, sum(len(s) for s in scores), time.perf_counter() - start)
+        return scores
+
+    def option_probs(self, conversations: list[Conversation], options: list[str]) -> list[list[float]]:
+        # Through our own logprobs (metered once), unless the engine has a cheaper way of its own.
+        if type(self.engine).option_probs is Engine.option_probs:
+            return super().option_probs(conversations, options)
+        start = time.perf_counter()
+        probs = self.engine.option_probs(conversations, options)
+        self.usage += Usage(1, 0, 0, time.perf_counter() - start)
+        return probs
