@@ -99,7 +99,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         raise FactoryError(f"no runs recorded in store {store.location}")
     _print_frame(store.sql(
         "SELECT run_id, pipeline, stage, status, rows, error_rows, prompt_tokens, completion_tokens, "
-        "seconds, gpu_seconds, started_at FROM runs ORDER BY started_at DESC, stage"
+        "seconds, engine_seconds, gpu_seconds, started_at FROM runs ORDER BY started_at DESC, stage"
         + (f" LIMIT {args.last}" if args.last else "")
     ), args.format)
     return 0
