@@ -1,0 +1,103 @@
+"""The real thing: `factory annotate serve` (uvicorn) on 127.0.0.1, answers posted over HTTP from
+many threads at once, then the rows checked in the store."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from annotators.webapp.campaign import load_campaign
+from factory.store import Store
+from schemas.ratings import ATTRIBUTES
+from tests.annotators.webapp.conftest import TOKENS, answer, write_campaign
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def call(base: str, path: str, token: str | None = None, body: dict | None = None,
+         form: dict | None = None) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    data = None
+    if body is not None:
+        data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+    elif form is not None:
+        data, headers["Content-Type"] = urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded"
+    request = urllib.request.Request(base + path, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+@pytest.fixture
+def server(tmp_path):
+    path = write_campaign(tmp_path / "campaign", task="both", raters_per_item=2)
+    store = tmp_path / "store"
+    port = free_port()
+    command = [sys.executable, "-m", "factory.cli", "annotate", "serve", "--campaign", str(path),
+               "--store", str(store), "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(base + "/login", timeout=2).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"server did not start: {process.communicate()[0]}")
+            time.sleep(0.2)
+    yield base, command, load_campaign(path), Store(store)
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def test_concurrent_submissions_over_http_keep_every_answer_once(server):
+    base, command, campaign, store = server
+    assert call(base, "/api/assignments")[0] == 401
+    assigned = {rater: [i["id"] for i in json.loads(call(base, "/api/assignments", token)[1])["items"]]
+                for rater, token in TOKENS.items()}
+    jobs = [(rater, item) for rater, items in assigned.items() for item in items]
+
+    def submit(job: tuple[str, str], score: int, via_form: bool) -> int:
+        rater, item = job
+        body = answer(campaign, score, strength=score - 2)
+        if via_form:  # the browser's path: a form post answered by a redirect to the next item
+            return call(base, f"/items/{item}", TOKENS[rater], form={k: str(v) for k, v in body.items()})[0]
+        return call(base, f"/api/items/{item}", TOKENS[rater], body=body)[0]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # first answers, all at once
+        assert set(pool.map(lambda j: submit(j[1], 1, j[0] % 2 == 0), enumerate(jobs))) == {200}
+    with ThreadPoolExecutor(max_workers=8) as pool:  # every answer changed, all at once
+        assert set(pool.map(lambda j: submit(j[1], 4, j[0] % 2 == 1), enumerate(jobs))) == {200}
+
+    ratings = store.sql("SELECT rater, response_key, helpfulness, verbosity FROM ratings")
+    preferences = store.sql("SELECT rater, parent_id, preference_strength FROM helpsteer_preferences")
+    assert preferences.height == len(jobs) == preferences.select("rater", "parent_id").unique().height
+    assert ratings.height == 2 * len(jobs) == ratings.select("rater", "response_key").unique().height
+    assert set(ratings["helpfulness"]) == {4.0} and set(preferences["preference_strength"]) == {2}
+    for rater, token in TOKENS.items():
+        progress = json.loads(call(base, "/api/assignments", token)[1])
+        assert progress["done"] == progress["total"] == len(assigned[rater])
+    owner = call(base, "/overview", campaign.owner.token)
+    assert owner[0] == 200 and "Fleiss" in owner[1] and all(f"<td>{r}</td>" in owner[1] for r in TOKENS)
+    assert set(ATTRIBUTES) <= set(json.loads(call(base, "/api/overview", campaign.owner.token)[1])["columns"])
+
+    # A second server for the same campaign and store is refused: the first is the only writer.
+    second = subprocess.run(command[:-1] + [str(free_port())], check=False, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 2 and "already served" in second.stderr
