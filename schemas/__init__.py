@@ -19,3 +19,6 @@ __all__ += ["AggregatedRatingRow", "CustomTaxonomy", "HelpSteerPreferenceRow", "
 from schemas.training import TrainingRunRecord  # noqa: E402
 
 __all__ += ["TrainingRunRecord"]
+from schemas.judging import AgreementRow, FeedbackTurnRow, JudgmentRow, WinRateRow  # noqa: E402
+
+__all__ += ["AgreementRow", "FeedbackTurnRow", "JudgmentRow", "WinRateRow"]
