@@ -85,6 +85,7 @@ class PipelineRunner:
                 table = read_seed_file(self.pipeline.seed_path(stage))  # a bad line fails here, before writing
                 self._seed_tables[stage.index] = table
                 dataset, columns, field = seed_dataset_name(stage), set(table.column_names), "input.seed"
+                available.setdefault(dataset, set()).update(columns)  # later stages may read the seeds
             elif isinstance(source, CountInput):
                 dataset, columns, field = "(count)", {"id", "index"}, "input.count"
             else:

@@ -51,7 +51,8 @@ def test_quickstart_end_to_end_and_rerun(tmp_path):
     quickstart = Store(store)
     assert quickstart.sql(CHECK).row(0) == (32, 32, 0)
     made = {info.name: info.rows for info in quickstart.datasets()}
-    for dataset in ("skills", "query_types", "instructions", "rewards", "preferences", "safety", "ratings"):
+    for dataset in ("skills", "query_types", "instructions", "rewards", "preferences", "safety", "ratings",
+                    "feedback_turns", "feedback_responses", "judgments", "win_rates"):
         assert made.get(dataset, 0) > 0, f"quickstart made no {dataset}: {made}"
     assert made["instructions"] == 8 and made["rewards"] == 16
     types = quickstart.sql("SELECT query_type, count(*) AS n FROM instructions GROUP BY 1")["n"].to_list()
