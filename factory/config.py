@@ -71,6 +71,16 @@ class StageSpec(BaseModel):
         return self
 
 
+class TrainStep(BaseModel):
+    """A training run that ends the pipeline (run after every stage), e.g. SFT on `responses`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["sft", "rm", "dpo", "simpo"] = Field(description="What to train (docs/trainers.md).")
+    config: Path = Field(description="Training YAML, relative to the pipeline file.")
+    where: str | None = Field(default=None, description="Extra SQL predicate on the training rows.")
+
+
 class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -80,6 +90,7 @@ class PipelineConfig(BaseModel):
     )
     models: dict[str, ModelSpec] = Field(default_factory=dict, description="Named models the stages use.")
     stages: list[StageSpec] = Field(min_length=1, description="Stages, run in order.")
+    train: list[TrainStep] = Field(default_factory=list, description="Training runs after the stages.")
 
 
 @dataclass
@@ -105,6 +116,9 @@ class Pipeline:
     config: PipelineConfig
     base_dir: Path
     stages: list[PlannedStage]
+
+    def train_config_path(self, step: TrainStep) -> Path:
+        return step.config if step.config.is_absolute() else self.base_dir / step.config
 
     def seed_path(self, stage: PlannedStage) -> Path:
         assert isinstance(stage.spec.input, SeedInput)
@@ -161,6 +175,9 @@ def parse_pipeline(raw: Any, base_dir: Path, source: str = "<pipeline>") -> Pipe
             {role: model.name for role, model in models.items()},
         )
         planned.append(PlannedStage(index, spec, name, stage_class, typed, models, output, fingerprint))
+    for index, step in enumerate(config.train):
+        if not (step.config if step.config.is_absolute() else base_dir / step.config).is_file():
+            raise ConfigError(f"{source}: train[{index}].config: training config {step.config} not found")
     return Pipeline(config, base_dir, planned)
 
 

@@ -76,7 +76,7 @@ def submit(pipeline: str, address: str | None, store: str | None, extra_args: li
     command = ["factory", "run", str(relative)] + (["--store", store] if store else []) + extra_args
     runtime_env: dict[str, Any] = {
         "working_dir": str(REPO_ROOT),
-        "excludes": [".venv", ".git", "factory-data", "export", "**/__pycache__", "*.gguf"],
+        "excludes": [".venv", ".git", "factory-data", "export", "train-runs", "artifacts", "**/__pycache__", "*.gguf"],
     }
     if pip:
         runtime_env["pip"] = pip

@@ -7,6 +7,7 @@ stage's fingerprint and parent id), so a re-run does only what is missing.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import re
 import time
@@ -120,7 +121,12 @@ class PipelineRunner:
         self.prepare_models()
         self.console.print(f"run [bold]{self.run_id}[/] of pipeline '{self.pipeline.config.name}' "
                            f"on store {self.store.location} ({self.executor})")
-        return [self.run_stage(stage) for stage in self.pipeline.stages]
+        summaries = [self.run_stage(stage) for stage in self.pipeline.stages]
+        for step in self.pipeline.config.train:
+            # Imported by name on use: factory never imports the trainers package at load (DESIGN §2).
+            run_train_step = getattr(importlib.import_module("trainers.pipeline"), "run_train_step")
+            run_train_step(step.kind, self.pipeline.train_config_path(step), self.store, step.where, self.console)
+        return summaries
 
     def input_rows(self, stage: PlannedStage) -> pa.Table:
         source = stage.spec.input

@@ -43,8 +43,9 @@ def _sid(process):
         return None
 
 
-def test_quickstart_end_to_end_and_rerun(tmp_path):
+def test_quickstart_end_to_end_and_rerun(tmp_path, monkeypatch):
     store = tmp_path / "store"
+    monkeypatch.chdir(tmp_path)  # the training run's output_dir is relative to the working directory
     run = subprocess.run(factory_command("run", str(EXAMPLES / "quickstart.yaml"), "--store", str(store)),
                          capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -55,12 +56,16 @@ def test_quickstart_end_to_end_and_rerun(tmp_path):
                     "feedback_turns", "feedback_responses", "judgments", "win_rates"):
         assert made.get(dataset, 0) > 0, f"quickstart made no {dataset}: {made}"
     assert made["instructions"] == 8 and made["rewards"] == 16
+    (trained,) = quickstart.sql(
+        "SELECT status, steps, final_model_path, data_row_count, data_ids_hash FROM training_runs").rows()
+    assert trained[0] == "completed" and trained[1] == 2 and trained[3] > 0 and len(trained[4]) >= 16
+    assert (Path(trained[2]) / "adapter_config.json").exists()  # the LoRA adapter
     types = quickstart.sql("SELECT query_type, count(*) AS n FROM instructions GROUP BY 1")["n"].to_list()
     assert max(types) - min(types) <= 1  # query types balanced
     again = subprocess.run(factory_command("run", str(EXAMPLES / "quickstart.yaml"), "--store", str(store)),
                            capture_output=True, text=True, timeout=900)
     assert "done: 0 rows written" in again.stdout, again.stderr[-3000:]
-    assert "16 already done" in again.stderr
+    assert "16 already done" in again.stderr and "already done on these rows" in again.stderr
     assert {info.name: info.rows for info in Store(store).datasets() if info.name != "runs"} == {
         name: rows for name, rows in made.items() if name != "runs"}
 

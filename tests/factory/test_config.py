@@ -134,3 +134,13 @@ def test_unknown_model_name_fails_before_launch(tmp_path):
     planned = parse(generate_pipeline("my-model"), tmp_path).stages[0]  # a folder next to the YAML
     assert planned.models["model"].name == str(tmp_path / "my-model")
     parse(generate_pipeline("smollm2-135m-instruct"), tmp_path)
+
+
+def test_train_steps_need_their_config_file(tmp_path):
+    raw = generate_pipeline("org/m")
+    raw["train"] = [{"kind": "sft", "config": "missing.yaml"}]
+    with pytest.raises(ConfigError, match=r"train\[0\]\.config: training config missing\.yaml not found"):
+        parse(raw, tmp_path)
+    raw["train"] = [{"kind": "pretrain", "config": "missing.yaml"}]
+    with pytest.raises(ConfigError, match=r"train\[0\]\.kind"):
+        parse(raw, tmp_path)
