@@ -124,7 +124,7 @@ class PipelineRunner:
         summaries = [self.run_stage(stage) for stage in self.pipeline.stages]
         for step in self.pipeline.config.train:
             # Imported by name on use: factory never imports the trainers package at load (DESIGN §2).
-            run_train_step = getattr(importlib.import_module("trainers.pipeline"), "run_train_step")
+            run_train_step = importlib.import_module("trainers.pipeline").run_train_step
             run_train_step(step.kind, self.pipeline.train_config_path(step), self.store, step.where, self.console)
         return summaries
 

@@ -9,21 +9,15 @@ raters per item, so it is the stricter of the two figures.
 from __future__ import annotations
 
 import itertools
-import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import cohen_kappa_score
-from statsmodels.stats.inter_rater import aggregate_raters
-from statsmodels.stats.inter_rater import fleiss_kappa as _fleiss_kappa
+
+from annotators.agreement import cohen_kappa
+from annotators.agreement import fleiss_kappa as items_by_raters_fleiss
 
 Labels = Mapping[str, Mapping[str, int]]  # rater -> unit (item or response) -> label
-
-
-def _defined(value: float) -> float | None:
-    return None if value is None or math.isnan(value) else float(value)
 
 
 def weighted_kappa(first: Sequence[int], second: Sequence[int], labels: Sequence[int]) -> float | None:
@@ -33,9 +27,7 @@ def weighted_kappa(first: Sequence[int], second: Sequence[int], labels: Sequence
         raise ValueError("both raters need the same items")
     if len(first) < 2:
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # sklearn warns on an undefined kappa; None says it here
-        return _defined(cohen_kappa_score(first, second, labels=list(labels), weights="quadratic"))
+    return cohen_kappa(first, second, weights="quadratic", labels=list(labels))
 
 
 def fleiss_kappa(ratings: Sequence[Sequence[int]], labels: Sequence[int]) -> float | None:
@@ -43,11 +35,7 @@ def fleiss_kappa(ratings: Sequence[Sequence[int]], labels: Sequence[int]) -> flo
     if len(ratings) < 2 or len({len(row) for row in ratings}) != 1 or len(ratings[0]) < 2:
         return None
     codes = {label: code for code, label in enumerate(labels)}
-    data = np.array([[codes[label] for label in row] for row in ratings])
-    table, _ = aggregate_raters(data, n_cat=len(labels))
-    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return _defined(_fleiss_kappa(table, method="fleiss"))
+    return items_by_raters_fleiss(np.array([[codes[label] for label in row] for row in ratings]))
 
 
 @dataclass(frozen=True)

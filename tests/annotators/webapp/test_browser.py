@@ -95,7 +95,7 @@ def test_rate_with_keyboard_and_mouse(served, browser):
     first = current_item(browser)
     rows = browser.find_elements("css selector", ".scale")
     keys = ActionChains(browser)
-    for row in rows[:-1]:
+    for _ in rows[:-1]:  # every attribute row: 3
         keys.send_keys("3")
     keys.send_keys("5").perform()  # preference: the 5th option, +1 (response 2 slightly better)
     browser.switch_to.active_element.send_keys("Response 2 is a little clearer.")
