@@ -73,7 +73,8 @@ def submit(pipeline: str, address: str | None, store: str | None, extra_args: li
     except ValueError:
         raise JobError(f"{pipeline}: the pipeline must live inside {REPO_ROOT}, which is shipped as the job's "
                        "working directory") from None
-    command = ["factory", "run", str(relative)] + (["--store", store] if store else []) + extra_args
+    # `python -m` rather than the `factory` script: works wherever the cluster's python has the package.
+    command = ["python", "-m", "factory.cli", "run", str(relative)] + (["--store", store] if store else []) + extra_args
     runtime_env: dict[str, Any] = {
         "working_dir": str(REPO_ROOT),
         "excludes": [".venv", ".git", "factory-data", "export", "train-runs", "artifacts", "**/__pycache__", "*.gguf"],

@@ -33,7 +33,9 @@ def factory(*args, env=None, timeout=120):
 def head():
     temp = f"/tmp/rf-{uuid.uuid4().hex[:6]}"  # short: Ray's unix sockets live under it
     dashboard = free_port()
-    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=TOKEN)
+    # The cluster's `python` is this interpreter, as on a cluster whose nodes installed the package.
+    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=TOKEN,
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     env.pop("RAY_ADDRESS", None)
     start = subprocess.run(
         [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", f"--port={free_port()}",
@@ -77,8 +79,9 @@ def test_submit_status_logs(head, tiny_model_dir, tmp_path):
         assert submitted.returncode == 0, submitted.stderr[-2000:]
         job_id = submitted.stdout.strip().splitlines()[-1]
         assert job_id.startswith("raysubmit_")
-        assert wait_for(head, job_id) == "SUCCEEDED"
+        state = wait_for(head, job_id)
         logs = factory("logs", job_id, "--address", head["address"], "--follow", env=head["env"])
+        assert state == "SUCCEEDED", logs.stdout[-3000:]
         assert "done: 6 rows written" in logs.stdout
         runs = factory("runs", "--store", str(store), "--format", "csv")
         assert runs.returncode == 0 and ",completed,6,0," in runs.stdout

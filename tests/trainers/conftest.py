@@ -44,8 +44,11 @@ def ray_session():
     """One local Ray for every test that trains (starting it costs seconds)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-             configure_logging=False)
+    if ray.is_initialized():  # an earlier test's local Ray (the runner's): share it, leave it running
+        yield
+        return
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.WARNING, configure_logging=False)
     yield
     ray.shutdown()
 
