@@ -75,6 +75,7 @@ def test_killed_run_resumes_exactly_and_sql_works_while_it_runs(tmp_path):
     config = yaml.safe_load((EXAMPLES / "quickstart.yaml").read_text())
     stage = config["stages"][0]
     config["stages"] = [stage]  # the generate stage alone: the kill must land in it
+    config.pop("train", None)
     stage["config"].update(n=1, max_new_tokens=32)
     stage["resources"]["batch_size"] = 2  # 8 shards, so the kill lands mid-stage
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(config))
