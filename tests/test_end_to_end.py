@@ -26,6 +26,8 @@ def factory_command(*args):
 
 def kill_session(process: subprocess.Popen) -> None:
     """SIGKILL the driver and everything it started (Ray's local processes included)."""
+    if process.poll() is not None:
+        return  # it already ended (the test has failed and says why)
     session = os.getsid(process.pid)
     victims = [p for p in psutil.process_iter() if _sid(p) == session]
     for victim in victims:
