@@ -13,6 +13,8 @@ error rows are ignored), and/or users' own lists (`files`, `entries`); with only
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,9 +90,9 @@ class _AggregateStage(Stage):
     config: AggregateConfig
 
     @staticmethod
+    @abstractmethod
     def normalise(name: str) -> tuple[str, str]:
-        """(key under which spellings are the same entry, spelling kept)."""
-        raise NotImplementedError
+        """(key under which spellings are the same entry, spelling kept); each kind defines its own."""
 
     @classmethod
     def mentions(cls, config: AggregateConfig, rows: pa.Table) -> list[tuple[str, str | None, str]]:
