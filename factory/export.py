@@ -104,14 +104,7 @@ def _card(store: Store, dataset: str, frame: pl.DataFrame, where: str | None, fm
         listed = ", ".join(f"'{run_id}'" for run_id in run_ids)
         pipelines = store.sql(f"SELECT DISTINCT pipeline FROM runs WHERE run_id IN ({listed}) ORDER BY 1")["pipeline"].to_list()
     bullet = lambda items: "\n".join(f"- `{item}`" for item in items) or "- (none recorded)"  # noqa: E731
-    return f"""---
-configs:
-- config_name: default
-  data_files:
-  - split: train
-    path: data/*.parquet
----
-# {dataset}
+    return f"""# {dataset}
 
 Exported by the LLM data factory on {dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}.
 
@@ -135,17 +128,37 @@ def export_dataset(store: Store, dataset: str, out: str | Path, where: str | Non
     if fmt not in FORMATS:
         raise FactoryError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
     export_format = FORMATS[fmt]
+    out = prepare_output(out, overwrite)
+    frame = _select(store, dataset, where, fmt, export_format)
+    hf = write_dataset_folder(out, export_format.function()(frame), _card(store, dataset, frame, where, fmt))
+    return ExportResult(out, hf.num_rows, fmt)
+
+
+def prepare_output(out: str | Path, overwrite: bool) -> Path:
+    """The export folder, empty: an existing non-empty one is replaced only with `overwrite`."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise FactoryError(f"{out} exists and is not empty; pass --overwrite to replace it")
         shutil.rmtree(out)
-    frame = _select(store, dataset, where, fmt, export_format)
-    card = _card(store, dataset, frame, where, fmt)
-    exported = export_format.function()(frame)
-    hf = datasets.Dataset.from_polars(exported)
+    return out
+
+
+CARD_HEADER = """---
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: data/*.parquet
+---
+"""
+
+
+def write_dataset_folder(out: Path, frame: pl.DataFrame, card: str) -> datasets.Dataset:
+    """Both layouts (save_to_disk Arrow files and data/*.parquet) plus README.md with the card."""
+    hf = datasets.Dataset.from_polars(frame)
     hf.save_to_disk(str(out))
     (out / "data").mkdir()
     hf.to_parquet(str(out / "data" / "train-00000-of-00001.parquet"))
-    (out / "README.md").write_text(card)
-    return ExportResult(out, hf.num_rows, fmt)
+    (out / "README.md").write_text(CARD_HEADER + card)
+    return hf

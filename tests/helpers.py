@@ -104,3 +104,12 @@ def generate_pipeline(model: str, executor: str = "local", n: int = 2, batch_siz
 
 def prompts(count: int) -> list[dict[str, Any]]:
     return [{"id": f"p{i}", "prompt": f"write a short poem number {i}"} for i in range(count)]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now (for servers a test starts)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

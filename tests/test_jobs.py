@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -11,17 +10,13 @@ import uuid
 import psutil
 import pytest
 
-from tests.helpers import generate_pipeline, prompts, write_pipeline
+from tests.helpers import free_port, generate_pipeline, prompts, write_pipeline
 
 pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKEN = "factory-test-" + uuid.uuid4().hex
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def factory(*args, env=None, timeout=120):

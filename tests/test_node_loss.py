@@ -3,7 +3,6 @@ a replacement node joins, and the run completes with the exact rows and no dupli
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,16 +12,12 @@ import psutil
 import pytest
 
 from factory.store import Store
-from tests.helpers import generate_pipeline, prompts, write_pipeline
+from tests.helpers import free_port, generate_pipeline, prompts, write_pipeline
 
 pytestmark = pytest.mark.slow
 CHECK = "SELECT count(*) AS n, count(DISTINCT id) AS u FROM responses"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ray_start(env, *args):

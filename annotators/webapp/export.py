@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import datasets
 import polars as pl
 
 from annotators.exports import to_helpsteer2, to_helpsteer2_preference
@@ -25,6 +23,7 @@ from annotators.helpsteer.aggregate import aggregate
 from annotators.webapp.answers import AnswerBook
 from annotators.webapp.campaign import Campaign
 from factory.errors import FactoryError
+from factory.export import prepare_output, write_dataset_folder
 from factory.store import Store
 from schemas.ratings import ATTRIBUTES
 
@@ -92,11 +91,7 @@ def export_campaign(campaign: Campaign, store: Store, out: str | Path, fmt: Form
         raise FactoryError(f"unknown format {fmt!r} (choose helpsteer2 or helpsteer2-preference)")
     if fmt == "helpsteer2" and campaign.task == "preference" or fmt == "helpsteer2-preference" and campaign.task == "ratings":
         raise FactoryError(f"campaign {campaign.name} (task {campaign.task}) has no labels for --format {fmt}")
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FactoryError(f"{out} exists and is not empty; pass --overwrite to replace it")
-        shutil.rmtree(out)
+    out = prepare_output(out, overwrite)
     book = AnswerBook(campaign, store)
     if fmt == "helpsteer2":
         frame = aggregated_ratings(book)
@@ -104,24 +99,14 @@ def export_campaign(campaign: Campaign, store: Store, out: str | Path, fmt: Form
     else:
         frame = aggregated_preferences(book)
         exported = to_helpsteer2_preference(frame.filter(~pl.col("high_disagreement").fill_null(False)))
-    hf = datasets.Dataset.from_polars(exported)
-    hf.save_to_disk(str(out))
-    (out / "data").mkdir()
-    hf.to_parquet(str(out / "data" / "train-00000-of-00001.parquet"))
     raters = sorted({r for rs in frame["raters"].to_list() for r in rs}) if frame.height else []
-    (out / "README.md").write_text(f"""---
-configs:
-- config_name: default
-  data_files:
-  - split: train
-    path: data/*.parquet
----
-# {campaign.title or campaign.name}: human labels ({fmt})
+    kept = exported.height
+    hf = write_dataset_folder(out, exported, f"""# {campaign.title or campaign.name}: human labels ({fmt})
 
 Exported by `factory annotate export` on {dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 from store `{store.location}`, rows with stage `{campaign.stage}`.
 
-- rows: {hf.num_rows} (aggregated from {frame.height}; {frame.height - hf.num_rows} left out for high disagreement or missing scores)
+- rows: {kept} (aggregated from {frame.height}; {frame.height - kept} left out for high disagreement or missing scores)
 - aggregation: keep the {campaign.aggregate.keep} most agreeing raters, drop spreads above {campaign.aggregate.max_spread},
   at least {campaign.aggregate.min_raters} rater(s) per unit
 - raters: {", ".join(raters) or "none"}

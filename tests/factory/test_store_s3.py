@@ -1,7 +1,6 @@
 """The store on an S3-compatible object store: a real moto server on loopback, started here."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,15 +11,11 @@ import requests
 
 from factory.errors import StoreError
 from factory.store import Store
-from tests.helpers import generate_pipeline, prompts, write_pipeline
+from tests.helpers import free_port, generate_pipeline, prompts, write_pipeline
 
 SECRET = "s3cr3t-key-for-tests"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ many threads at once, then the rows checked in the store."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -19,12 +18,9 @@ from annotators.webapp.campaign import load_campaign
 from factory.store import Store
 from schemas.ratings import ATTRIBUTES
 from tests.annotators.webapp.conftest import TOKENS, answer, write_campaign
+from tests.helpers import free_port
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def call(base: str, path: str, token: str | None = None, body: dict | None = None,

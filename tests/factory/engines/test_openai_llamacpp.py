@@ -1,7 +1,6 @@
 """The openai backend against a real OpenAI-compatible server: llama.cpp's (llama-cpp-python[server])
 serving the bundled SmolLM2 GGUF on loopback."""
 
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,11 @@ from factory.engines import ModelSpec, SamplingParams, load_engine
 from factory.models import _smollm2_gguf
 from factory.runner import PipelineRunner
 from factory.store import Store
-from tests.helpers import prompts, write_pipeline
+from tests.helpers import free_port, prompts, write_pipeline
 
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
