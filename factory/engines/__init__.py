@@ -1,6 +1,6 @@
 """Inference backends behind one interface (DESIGN.md §3)."""
 
-from factory.engines.base import Completion, Conversation, Engine, Generation, Message, SamplingParams
+from factory.engines.base import Completion, Conversation, Engine, Generation, Message, Prompt, SamplingParams
 from factory.engines.spec import ModelSpec
 
 
@@ -22,5 +22,6 @@ def load_engine(spec: ModelSpec) -> Engine:
 
 
 __all__ = [
-    "Completion", "Conversation", "Engine", "Generation", "Message", "ModelSpec", "SamplingParams", "load_engine",
+    "Completion", "Conversation", "Engine", "Generation", "Message", "ModelSpec", "Prompt", "SamplingParams",
+    "load_engine",
 ]

@@ -11,6 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
 Conversation = list[Message]
+# What the engine calls take per item: a conversation, formatted by the model's chat template, or a
+# str that is already formatted: no template is applied, and the tokenizer adds only what it adds to
+# any text (its BOS), so every backend sees the same tokens. Guard models need this: their official
+# prompt wrapper is not what their chat template makes of a user message (annotators/guard).
+Prompt = Conversation | str
 
 
 class SamplingParams(BaseModel):
@@ -45,14 +50,14 @@ class Engine(ABC):
     name: str
 
     @abstractmethod
-    def generate(self, conversations: list[Conversation], sampling: SamplingParams) -> list[Generation]:
-        """n sampled completions for each conversation."""
+    def generate(self, conversations: list[Prompt], sampling: SamplingParams) -> list[Generation]:
+        """n sampled completions for each conversation (or pre-formatted prompt text)."""
 
     @abstractmethod
-    def logprobs(self, conversations: list[Conversation], responses: list[str]) -> list[list[float]]:
+    def logprobs(self, conversations: list[Prompt], responses: list[str]) -> list[list[float]]:
         """Teacher-forced log-probability of each token of each response, given its conversation."""
 
-    def option_probs(self, conversations: list[Conversation], options: list[str]) -> list[list[float]]:
+    def option_probs(self, conversations: list[Prompt], options: list[str]) -> list[list[float]]:
         """Probability of each option string as the assistant's next text, for each conversation.
 
         Exact for multi-token options: the product of the option's token probabilities. Not

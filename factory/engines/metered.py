@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from factory.engines.base import Conversation, Engine, Generation, SamplingParams
+from factory.engines.base import Engine, Generation, Prompt, SamplingParams
 
 USAGE_KEY = b"factory.usage"  # Arrow schema metadata key carrying a batch's usage to the driver
 
@@ -46,7 +46,7 @@ class MeteredEngine(Engine):
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self.engine, attribute)
 
-    def generate(self, conversations: list[Conversation], sampling: SamplingParams) -> list[Generation]:
+    def generate(self, conversations: list[Prompt], sampling: SamplingParams) -> list[Generation]:
         start = time.perf_counter()
         generations = self.engine.generate(conversations, sampling)
         self.usage += Usage(
@@ -55,13 +55,13 @@ class MeteredEngine(Engine):
         )
         return generations
 
-    def logprobs(self, conversations: list[Conversation], responses: list[str]) -> list[list[float]]:
+    def logprobs(self, conversations: list[Prompt], responses: list[str]) -> list[list[float]]:
         start = time.perf_counter()
         scores = self.engine.logprobs(conversations, responses)
         self.usage += Usage(1, 0, sum(len(s) for s in scores), time.perf_counter() - start)
         return scores
 
-    def option_probs(self, conversations: list[Conversation], options: list[str]) -> list[list[float]]:
+    def option_probs(self, conversations: list[Prompt], options: list[str]) -> list[list[float]]:
         # Through our own logprobs (metered once), unless the engine has a cheaper way of its own.
         if type(self.engine).option_probs is Engine.option_probs:
             return super().option_probs(conversations, options)
