@@ -1,9 +1,15 @@
 """Stage `llama_guard`: safety labels for prompts (last User turn) or responses (last Agent turn).
 
-P(unsafe) is read from the option probabilities of 'safe' / 'unsafe' as the guard's first answer
-(normalised over the two), thresholded into a label; in generative mode the guard also writes its
-verdict, whose second line gives the violated categories (one boolean column each). A filter policy
-sets `keep`, which exports select on (docs/annotators.md).
+P(unsafe) is read from the option probabilities of 'safe' / 'unsafe' where the guard writes its
+verdict (after the "\n\n" Llama Guard 3 writes first), normalised over the two, and thresholded
+into a label; in generative mode the guard also writes its verdict, whose second line gives the
+violated categories (one boolean column each). A filter policy sets `keep`, which exports select
+on (docs/annotators.md).
+
+Prompt formats: `render` tokenizes the official guard prompt in the official wrapper itself (no
+chat template); `model_template` hands the raw conversation to a guard model's own template (its
+built-in categories); `chat` sends the rendered guard prompt as a user message through the
+model's chat template (for instruct models used as zero-shot guards); `auto` picks one.
 """
 
 from __future__ import annotations
@@ -15,13 +21,18 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from annotators.guard.parse import GuardOutputError, parse_guard_output
-from annotators.guard.render import Role, judged_turns, render_guard_prompt
-from factory.engines import Conversation, SamplingParams
+from annotators.guard.render import Role, Wrapper, judged_turns, render_guard_prompt, verdict_prefix, wrap_guard_prompt
+from annotators.guard.template import (
+    chat_template, engine_tokenizer, is_guard_template, taxonomy_difference, template_categories,
+)
+from factory.engines import Conversation, Prompt, SamplingParams
+from factory.errors import ConfigError
 from factory.stage import Stage, StageConfig, StageContext
 from schemas.safety import SafetyRow, category_column, safety_record_type
 from schemas.taxonomies import CustomTaxonomy, Taxonomy, resolve_taxonomy
 
-GUARD_TEMPLATE_MARK = "UNSAFE CONTENT CATEGORIES"  # a chat template that renders the guard prompt itself
+PromptFormat = Literal["render", "chat", "model_template"]
+VERDICTS = ("safe", "unsafe")
 
 
 class FilterPolicy(BaseModel):
@@ -46,11 +57,25 @@ class LlamaGuardConfig(StageConfig):
     threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="unsafe = p_unsafe >= threshold.")
     generate: bool = Field(default=True, description="Also generate the verdict and parse the violated categories.")
     max_new_tokens: int = Field(default=16, ge=1, description="Generative mode: tokens to generate.")
-    prompt_format: Literal["auto", "render", "model_template"] = Field(
+    prompt_format: Literal["auto", "render", "chat", "model_template"] = Field(
         default="auto",
-        description="'render': our guard prompt as one user message inside the model's chat template; "
+        description="'render': our guard prompt (this taxonomy) in the official wrapper, tokenized as is, "
+        "bypassing the model's chat template (Llama Guard checkpoints with a custom taxonomy); "
         "'model_template': the raw conversation, for guard models whose chat template renders the guard prompt "
-        "itself (with its built-in categories); 'auto': model_template when the template does so, else render.",
+        "itself with its built-in categories (the taxonomy must be those); 'chat': our guard prompt as one user "
+        "message inside the model's chat template (instruct models as zero-shot guards); 'auto': model_template "
+        "for a guard template (refused when the taxonomy differs from its categories), chat for another chat "
+        "template or when the tokenizer is not visible (openai backend without `tokenizer`), render without one.",
+    )
+    wrapper: Literal["auto", "inst", "llama3"] = Field(
+        default="auto",
+        description="render: 'inst' ([INST] ... [/INST], Llama Guard 1/2), 'llama3' (Llama 3 header layout, "
+        "Llama Guard 3), 'auto': llama3 when the tokenizer knows <|start_header_id|>, else inst.",
+    )
+    verdict_prefix: str | None = Field(
+        default=None,
+        description="Text the guard writes before 'safe'/'unsafe'; the verdict is scored after it. None: "
+        "'\\n\\n' when the formatted prompt ends at a bare Llama 3 assistant header (Llama Guard 3), else ''.",
     )
     policy: FilterPolicy = Field(default_factory=FilterPolicy, description="What sets `keep` to False.")
 
@@ -91,16 +116,51 @@ class LlamaGuardStage(Stage):
         super().__init__(context)
         self.taxonomy = self.config.resolved()
         self.Record = safety_record_type(self.taxonomy)  # adds unsafe_<code> per category of this taxonomy
-        tokenizer = getattr(self.engines["model"], "tokenizer", None)
-        template = getattr(tokenizer, "chat_template", None) or ""
-        fmt = self.config.prompt_format
-        self.own_template = fmt == "model_template" or (fmt == "auto" and GUARD_TEMPLATE_MARK in template)
+        engine = self.engines["model"]
+        self.tokenizer = engine_tokenizer(engine)
+        self.mode = self._prompt_format(chat_template(self.tokenizer), engine.name)
+        self.wrapper: Wrapper | None = self._wrapper() if self.mode == "render" else None
+
+    def _prompt_format(self, template: str, model: str) -> PromptFormat:
+        """The prompt format to use; refuses a guard template that would judge by other categories."""
+        requested = self.config.prompt_format
+        if requested == "auto":
+            if self.tokenizer is None:
+                return "chat"  # the server formats; we cannot see its template
+            if not template:
+                return "render"
+            if not is_guard_template(template):
+                return "chat"
+        if requested in ("auto", "model_template") and is_guard_template(template):
+            built_in = template_categories(template)
+            where = f"stage {self.context.name!r}: config.taxonomy"
+            if built_in is None:
+                raise ConfigError(f"{where}: cannot read the categories built into {model}'s chat template, so "
+                                  f"cannot check they are taxonomy {self.taxonomy.name!r}; set prompt_format: render "
+                                  "to send this taxonomy yourself, or prompt_format: chat")
+            difference = taxonomy_difference(self.taxonomy, built_in)
+            if difference:
+                raise ConfigError(
+                    f"{where}: taxonomy {self.taxonomy.name!r} differs from the categories built into {model}'s chat "
+                    f"template ({difference}); the template would judge by its own categories. Set prompt_format: "
+                    "render to send this taxonomy in the official guard wrapper, or use the built-in taxonomy")
+            return "model_template"
+        return "model_template" if requested == "auto" else requested
+
+    def _wrapper(self) -> Wrapper:
+        if self.config.wrapper != "auto":
+            return self.config.wrapper
+        if self.tokenizer is None:
+            raise ConfigError(f"stage {self.context.name!r}: config.wrapper: the model's tokenizer is not visible "
+                              "(openai backend without `tokenizer`), so the guard wrapper cannot be told; set wrapper: "
+                              "inst (Llama Guard 1/2) or llama3 (Llama Guard 3)")
+        return "llama3" if "<|start_header_id|>" in self.tokenizer.get_vocab() else "inst"
 
     @classmethod
     def reads(cls, config: LlamaGuardConfig) -> list[str]:
         return ["id", config.prompt_column] + ([config.response_column] if config.role == "Agent" else [])
 
-    def _conversation(self, row: dict[str, Any]) -> Conversation:
+    def _turns(self, row: dict[str, Any]) -> Conversation:
         prompt = row[self.config.prompt_column]
         if not isinstance(prompt, str):
             raise ValueError(f"column {self.config.prompt_column!r} is empty")
@@ -110,10 +170,46 @@ class LlamaGuardStage(Stage):
             if not isinstance(response, str):
                 raise ValueError(f"column {self.config.response_column!r} is empty")
             turns.append({"role": "assistant", "content": response})
-        if self.own_template:
+        return turns
+
+    def prompt(self, row: dict[str, Any]) -> Prompt:
+        """What the engine gets for a row: formatted text (render) or a conversation (its template applies)."""
+        turns = self._turns(row)
+        if self.mode == "model_template":
             return judged_turns(turns, self.config.role)
-        return [{"role": "user", "content": render_guard_prompt(turns, self.config.role, self.taxonomy,
-                                                                self.config.descriptions)}]
+        text = render_guard_prompt(turns, self.config.role, self.taxonomy, self.config.descriptions)
+        if self.mode == "render":
+            assert self.wrapper is not None
+            return wrap_guard_prompt(text, self.wrapper)
+        return [{"role": "user", "content": text}]
+
+    def formatted(self, prompt: Prompt) -> str | None:
+        """The prompt text the model sees (None when only the server knows it)."""
+        if isinstance(prompt, str):
+            return prompt
+        if chat_template(self.tokenizer):
+            return self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+        return None
+
+    def options(self, prompt: Prompt) -> tuple[str, str]:
+        """The two scored texts: the verdict words after what the guard writes before them."""
+        prefix = self.config.verdict_prefix
+        if prefix is None:
+            text = self.formatted(prompt)
+            prefix = verdict_prefix(text) if text is not None else ""
+        return prefix + VERDICTS[0], prefix + VERDICTS[1]
+
+    def _probabilities(self, prompts: list[Prompt]) -> list[list[float]]:
+        """P(safe), P(unsafe) per prompt; one engine call per distinct verdict prefix (usually one)."""
+        groups: dict[tuple[str, str], list[int]] = {}
+        for index, prompt in enumerate(prompts):
+            groups.setdefault(self.options(prompt), []).append(index)
+        results: list[list[float]] = [[] for _ in prompts]
+        for options, members in groups.items():
+            scores = self.engines["model"].option_probs([prompts[i] for i in members], list(options))
+            for index, score in zip(members, scores, strict=True):
+                results[index] = score
+        return results
 
     def _keep(self, unsafe: bool, categories: list[str] | None) -> bool:
         policy = self.config.policy
@@ -125,13 +221,14 @@ class LlamaGuardStage(Stage):
 
     def process(self, rows: list[dict[str, Any]]) -> list[SafetyRow]:
         engine = self.engines["model"]
-        conversations = [self._conversation(row) for row in rows]
-        probabilities = engine.option_probs(conversations, ["safe", "unsafe"])
+        conversations = [self.prompt(row) for row in rows]
+        probabilities = self._probabilities(conversations)
         texts: list[str | None] = [None] * len(rows)
         if self.config.generate:
             sampling = SamplingParams(n=1, max_new_tokens=self.config.max_new_tokens, temperature=0.0)
             texts = [g.completions[0].text if g.completions else "" for g in engine.generate(conversations, sampling)]
-        template = "guard/model-template" if self.own_template else f"guard/render-{self.taxonomy.style}"
+        template = {"model_template": "guard/model-template", "chat": f"guard/chat-{self.taxonomy.style}",
+                    "render": f"guard/render-{self.wrapper}-{self.taxonomy.style}"}[self.mode]
         records = []
         for row, (p_safe, p_unsafe), text in zip(rows, probabilities, texts, strict=True):
             total = p_safe + p_unsafe

@@ -1,6 +1,7 @@
 """The `openai` backend: any OpenAI-compatible HTTP server (`vllm serve`, llama.cpp's server, a hosted API).
 
-- `generate` uses /chat/completions (one request per conversation, `n` samples), many in flight.
+- `generate` uses /chat/completions (one request per conversation, `n` samples), many in flight;
+  a pre-formatted prompt (a str, `factory.engines.Prompt`) goes to /completions as it is.
 - `logprobs` uses /completions with `echo` + `logprobs` and `max_tokens: 0`-like requests: the
   server returns the log-probability of every prompt token, and the response's tokens are those
   starting at or after the end of the formatted prompt. Servers without it get a clear error.
@@ -20,7 +21,7 @@ from typing import Any
 
 import requests
 
-from factory.engines.base import Completion, Conversation, Engine, Generation, SamplingParams
+from factory.engines.base import Completion, Conversation, Engine, Generation, Prompt, SamplingParams
 from factory.engines.spec import ModelSpec
 from factory.engines.transformers_engine import plain_prompt
 
@@ -88,29 +89,31 @@ class OpenAIEngine(Engine):
 
     # ---- generate ------------------------------------------------------------------------------
 
-    def generate(self, conversations: list[Conversation], sampling: SamplingParams) -> list[Generation]:
+    def generate(self, conversations: list[Prompt], sampling: SamplingParams) -> list[Generation]:
         return list(self.pool.map(lambda conversation: self._generate_one(conversation, sampling), conversations))
 
-    def _generate_one(self, conversation: Conversation, sampling: SamplingParams) -> Generation:
+    def _generate_one(self, conversation: Prompt, sampling: SamplingParams) -> Generation:
+        # Formatted text bypasses the server's chat template: /completions takes it as it is.
+        path, key = ("/completions", "prompt") if isinstance(conversation, str) else ("/chat/completions", "messages")
         payload: dict[str, Any] = {
-            "model": self.name, "messages": conversation, "n": sampling.n, "max_tokens": sampling.max_new_tokens,
+            "model": self.name, key: conversation, "n": sampling.n, "max_tokens": sampling.max_new_tokens,
             "temperature": sampling.temperature, "top_p": sampling.top_p,
         }
         if sampling.seed is not None:
             payload["seed"] = sampling.seed
         try:
-            body = self._post("/chat/completions", payload)
+            body = self._post(path, payload)
             choices = body["choices"]
             usage = body.get("usage") or {}
             if len(choices) < sampling.n and sampling.n > 1:
                 # Some servers ignore n: ask for the rest one at a time.
-                extra = [self._post("/chat/completions", {**payload, "n": 1})["choices"][0]
+                extra = [self._post(path, {**payload, "n": 1})["choices"][0]
                          for _ in range(sampling.n - len(choices))]
                 choices = choices + extra
             per_choice = int(usage.get("completion_tokens", 0)) // max(1, len(body["choices"]))
             completions = [
                 Completion(
-                    text=(choice["message"].get("content") or "").strip(),
+                    text=((choice["message"].get("content") if "message" in choice else choice["text"]) or "").strip(),
                     finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
                     completion_tokens=per_choice,
                 )
@@ -122,18 +125,20 @@ class OpenAIEngine(Engine):
 
     # ---- scoring -------------------------------------------------------------------------------
 
-    def format_prompt(self, conversation: Conversation) -> tuple[str, str]:
+    def format_prompt(self, conversation: Prompt) -> tuple[str, str]:
         """The prompt text and what joins it to the response."""
+        if isinstance(conversation, str):
+            return conversation, ""
         if self.template is not None and self.template.chat_template:
             return self.template.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False), ""
         return plain_prompt(conversation), " "
 
-    def logprobs(self, conversations: list[Conversation], responses: list[str]) -> list[list[float]]:
+    def logprobs(self, conversations: list[Prompt], responses: list[str]) -> list[list[float]]:
         if len(conversations) != len(responses):
             raise ValueError(f"{len(conversations)} conversations but {len(responses)} responses")
         return list(self.pool.map(self._score_one, conversations, responses))
 
-    def _score_one(self, conversation: Conversation, response: str) -> list[float]:
+    def _score_one(self, conversation: Prompt, response: str) -> list[float]:
         prompt, joiner = self.format_prompt(conversation)
         text = prompt + joiner + response
         body = self._post("/completions", {

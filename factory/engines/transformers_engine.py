@@ -7,7 +7,7 @@ import os
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from factory.engines.base import Completion, Conversation, Engine, Generation, SamplingParams
+from factory.engines.base import Completion, Conversation, Engine, Generation, Prompt, SamplingParams
 from factory.engines.spec import ModelSpec
 from factory.models import resolve_model
 
@@ -65,8 +65,10 @@ class TransformersEngine(Engine):
 
     # ---- formatting ----------------------------------------------------------------------------
 
-    def prompt_ids(self, conversation: Conversation) -> list[int]:
-        """Token ids of a conversation formatted for the assistant's next turn."""
+    def prompt_ids(self, conversation: Prompt) -> list[int]:
+        """Token ids of a conversation formatted for the assistant's next turn (a str: already formatted)."""
+        if isinstance(conversation, str):
+            return self.tokenizer(conversation).input_ids
         if self.tokenizer.chat_template:
             encoded = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
             # transformers 5 returns a BatchEncoding here; older releases a plain list.
@@ -86,7 +88,7 @@ class TransformersEngine(Engine):
     # ---- the three calls -----------------------------------------------------------------------
 
     @torch.inference_mode()
-    def generate(self, conversations: list[Conversation], sampling: SamplingParams) -> list[Generation]:
+    def generate(self, conversations: list[Prompt], sampling: SamplingParams) -> list[Generation]:
         prompts = [self.prompt_ids(conversation) for conversation in conversations]
         for prompt in prompts:
             if len(prompt) + sampling.max_new_tokens > self.max_context:
@@ -130,7 +132,7 @@ class TransformersEngine(Engine):
         )
 
     @torch.inference_mode()
-    def logprobs(self, conversations: list[Conversation], responses: list[str]) -> list[list[float]]:
+    def logprobs(self, conversations: list[Prompt], responses: list[str]) -> list[list[float]]:
         if len(conversations) != len(responses):
             raise ValueError(f"{len(conversations)} conversations but {len(responses)} responses")
         pairs = []

@@ -7,7 +7,7 @@ kernels only, so this backend needs a GPU; its tests carry the `gpu` marker.
 
 from __future__ import annotations
 
-from factory.engines.base import Completion, Conversation, Engine, Generation, SamplingParams
+from factory.engines.base import Completion, Engine, Generation, Prompt, SamplingParams
 from factory.engines.spec import ModelSpec
 from factory.models import resolve_model
 
@@ -28,7 +28,9 @@ class VLLMEngine(Engine):
         )
         self.tokenizer = self.llm.get_tokenizer()
 
-    def prompt_ids(self, conversation: Conversation) -> list[int]:
+    def prompt_ids(self, conversation: Prompt) -> list[int]:
+        if isinstance(conversation, str):  # already formatted: no chat template
+            return self.tokenizer(conversation).input_ids
         if self.tokenizer.chat_template:
             encoded = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
             return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
@@ -36,7 +38,7 @@ class VLLMEngine(Engine):
 
         return self.tokenizer(plain_prompt(conversation)).input_ids
 
-    def generate(self, conversations: list[Conversation], sampling: SamplingParams) -> list[Generation]:
+    def generate(self, conversations: list[Prompt], sampling: SamplingParams) -> list[Generation]:
         from vllm import SamplingParams as VLLMSampling
         from vllm.inputs import TokensPrompt
 
@@ -61,7 +63,7 @@ class VLLMEngine(Engine):
             for output in outputs
         ]
 
-    def logprobs(self, conversations: list[Conversation], responses: list[str]) -> list[list[float]]:
+    def logprobs(self, conversations: list[Prompt], responses: list[str]) -> list[list[float]]:
         from vllm import SamplingParams as VLLMSampling
         from vllm.inputs import TokensPrompt
 
