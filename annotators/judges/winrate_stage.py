@@ -8,14 +8,15 @@ row on the next run (the latest row per comparison is the current one; `factory 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
+
 from pydantic import Field, field_validator
 
 from annotators.grouping import require_columns
-from annotators.winrates import oriented, pair_outcomes, win_rate
+from annotators.winrates import GamedSet, GLMSettings, difficulties, oriented, pair_outcomes, win_rate
 from factory.ids import stable_hash
 from factory.stage import Stage, StageConfig
 from factory.store import Store
@@ -23,7 +24,12 @@ from schemas.judging import WinRateRow
 
 ITEM_SCHEMA = pa.schema([("id", pa.string()), ("evaluator", pa.string()), ("configuration_a", pa.string()),
                          ("configuration_b", pa.string()), ("outcomes", pa.list_(pa.float64())),
-                         ("len_a", pa.list_(pa.int64())), ("len_b", pa.list_(pa.int64()))])
+                         ("len_a", pa.list_(pa.int64())), ("len_b", pa.list_(pa.int64())),
+                         ("difficulty", pa.list_(pa.float64())),
+                         # Gamed-baseline sets, one list entry per set (see annotators/winrates.py).
+                         ("gamed_outcomes", pa.list_(pa.list_(pa.float64()))),
+                         ("gamed_len_a", pa.list_(pa.list_(pa.int64()))), ("gamed_len_b", pa.list_(pa.list_(pa.int64()))),
+                         ("gamed_difficulty", pa.list_(pa.list_(pa.float64())))])
 
 
 class WinRatesConfig(StageConfig):
@@ -32,7 +38,14 @@ class WinRatesConfig(StageConfig):
     )
     n_boot: int = Field(default=200, ge=0, description="Bootstrap resamples for the intervals (0: none).")
     confidence: float = Field(default=0.95, gt=0, lt=1, description="Interval coverage.")
-    regularization: float = Field(default=1.0, gt=0, description="L2 strength of the length GLM (sklearn 1/C).")
+    glm: GLMSettings = Field(default_factory=GLMSettings, description="Length-controlled GLM settings "
+                             "(alpaca_eval's length_controlled_v1 by default).")
+    difficulty: Literal["pooled", "none"] = Field(
+        default="pooled", description="'pooled': instruction difficulty from the other configurations judged against "
+        "the same baseline (leave-one-out logit); 'none': no difficulty term.")
+    gamed_baselines: dict[str, list[str]] = Field(
+        default_factory=dict, description="Baseline -> configurations that are the baseline made longer or shorter "
+        "(judged against it); their rows regularise the GLM towards the baseline (weight glm.regularize_to_baseline_lambda).")
     seed: int = Field(default=0, description="Bootstrap seed.")
 
     @field_validator("comparisons")
@@ -72,19 +85,33 @@ class WinRatesStage(Stage):
         for a, b in comparisons:
             both = oriented(outcomes, a, b)
             for (evaluator,), group in both.group_by("evaluator", maintain_order=True):
-                items.append({"id": stable_hash("win-rate", evaluator, a, b, sorted(group["item"].to_list())),
+                known = difficulties(outcomes, a, b, evaluator) if config.difficulty == "pooled" else {}
+                gamed = [oriented(outcomes, g, b).filter(pl.col("evaluator") == evaluator)
+                         for g in config.gamed_baselines.get(b, []) if g != a]
+                gamed = [g for g in gamed if len(g)]
+                items.append({"id": stable_hash("win-rate", evaluator, a, b, sorted(group["item"].to_list()),
+                                                sorted(i for g in gamed for i in g["item"].to_list())),
                               "evaluator": evaluator, "configuration_a": a, "configuration_b": b,
                               "outcomes": group["outcome"].to_list(), "len_a": group["len_a"].to_list(),
-                              "len_b": group["len_b"].to_list()})
+                              "len_b": group["len_b"].to_list(),
+                              "difficulty": [known.get(i, 0.0) for i in group["instruction"].to_list()],
+                              "gamed_outcomes": [g["outcome"].to_list() for g in gamed],
+                              "gamed_len_a": [g["len_a"].to_list() for g in gamed],
+                              "gamed_len_b": [g["len_b"].to_list() for g in gamed],
+                              "gamed_difficulty": [[known.get(i, 0.0) for i in g["instruction"].to_list()]
+                                                   for g in gamed]})
         return pa.Table.from_pylist(items, schema=ITEM_SCHEMA)
 
     def process(self, rows: list[dict[str, Any]]) -> list[WinRateRow]:
         config, records = self.config, []
         for row in rows:
+            gamed = [GamedSet(*parts) for parts in zip(row["gamed_outcomes"] or [], row["gamed_len_a"] or [],
+                                                       row["gamed_len_b"] or [], row["gamed_difficulty"] or [],
+                                                       strict=True)]
             result = win_rate(row["outcomes"], row["len_a"], row["len_b"], config.n_boot, config.confidence,
-                              config.seed, config.regularization)
+                              config.seed, config.glm, row["difficulty"], gamed)
             records.append(WinRateRow(
-                **self.lineage(row["id"]), template="win-rate/v1:lc-glm", evaluator=row["evaluator"],
+                **self.lineage(row["id"]), template="win-rate/v2:alpaca-lc-glm", evaluator=row["evaluator"],
                 configuration_a=row["configuration_a"], configuration_b=row["configuration_b"], n=result.n,
                 wins=result.wins, losses=result.losses, ties=result.ties, win_rate=result.win_rate,
                 win_rate_ci_low=result.win_rate_ci[0], win_rate_ci_high=result.win_rate_ci[1],
