@@ -29,7 +29,7 @@ from annotators.agreement import (PAIR_LABELS, canonical_pair_label, cohen_kappa
                                   pair_key, percent_agreement, single_key)
 from factory.errors import FactoryError
 from factory.ids import stable_hash
-from factory.store import Store, check_dataset_name
+from factory.store import Store, check_dataset_name, quote_identifier
 from schemas import rows_to_arrow
 from schemas.judging import AgreementRow
 
@@ -57,7 +57,7 @@ def read_label_rows(source: str, store: Store, where: str | None = None) -> list
     check_dataset_name(source)
     if not store.has(source):
         raise FactoryError(f"human labels {source!r}: neither a .jsonl/.csv file nor a data set in {store.location}")
-    frame = store.sql(f"SELECT * FROM {source}" + (f" WHERE {where}" if where else ""))
+    frame = store.sql(f"SELECT * FROM {quote_identifier(source)}" + (f" WHERE {where}" if where else ""))
     return [(f"data set {source}, row {n}", row) for n, row in enumerate(frame.iter_rows(named=True), start=1)]
 
 

@@ -48,7 +48,43 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    _print_frame(_store(args).sql(args.query), args.format)
+    from factory.snapshots import resolve_as_of
+
+    store = _store(args)
+    _print_frame(store.sql(args.query, as_of=resolve_as_of(store, args.as_of or [])), args.format)
+    return 0
+
+
+def _chosen_datasets(store: Store, names: list[str]) -> list[str]:
+    existing = store.dataset_names()
+    unknown = [name for name in names if name not in existing]
+    if unknown:
+        raise FactoryError(f"no data set {', '.join(map(repr, unknown))} in store {store.location}")
+    return names or existing
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    store = _store(args)
+    for name in _chosen_datasets(store, args.datasets):
+        metrics = store.compact(name)
+        print(f"{name}: {metrics.get('numFilesRemoved', 0)} files compacted into {metrics.get('numFilesAdded', 0)}; "
+              f"version {store.version(name)}")
+    return 0
+
+
+def cmd_vacuum(args: argparse.Namespace) -> int:
+    store = _store(args)
+    for name in _chosen_datasets(store, args.datasets):
+        removed = store.vacuum(name, retention_hours=args.retention_hours)
+        print(f"{name}: removed {len(removed)} files no version of the last {args.retention_hours} h needs")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    store = _store(args)
+    migrated = store.migrate()
+    print(f"migrated {len(migrated)} data sets to Delta tables: {', '.join(migrated)}" if migrated
+          else f"nothing to migrate in {store.location}")
     return 0
 
 
@@ -58,10 +94,11 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         {
             "dataset": [i.name for i in infos],
             "rows": [i.rows for i in infos],
-            "shards": [i.shards for i in infos],
+            "files": [i.files for i in infos],
+            "version": [i.version for i in infos],
             "columns": [", ".join(i.columns) for i in infos],
         },
-        schema={"dataset": pl.String, "rows": pl.Int64, "shards": pl.Int64, "columns": pl.String},
+        schema={"dataset": pl.String, "rows": pl.Int64, "files": pl.Int64, "version": pl.Int64, "columns": pl.String},
     )
     _print_frame(frame, args.format)
     return 0
@@ -100,7 +137,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     _print_frame(store.sql(
         "SELECT run_id, pipeline, stage, status, rows, error_rows, prompt_tokens, completion_tokens, "
         "seconds, engine_seconds, gpu_seconds, started_at FROM runs ORDER BY started_at DESC, stage"
-        + (f" LIMIT {args.last}" if args.last else "")
+        + (" LIMIT ?" if args.last else ""), [args.last] if args.last else None,
     ), args.format)
     return 0
 
@@ -209,9 +246,29 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.add_argument("--store", help=store_help)
     sql.add_argument("--format", choices=formats, default="table")
+    sql.add_argument("--as-of", action="append", metavar="RUN_ID|VERSION|DATASET=VERSION",
+                     help="read data sets as they were: at a training run's or run's recorded versions, at one "
+                          "version for all, or DATASET=VERSION (repeatable)")
     sql.set_defaults(handler=cmd_sql)
 
-    listing = commands.add_parser("datasets", help="list data sets with row counts and columns")
+    compact = commands.add_parser("compact", help="merge each data set's small files in one commit (safe while runs write)")
+    compact.add_argument("datasets", nargs="*", help="data sets (default: all)")
+    compact.add_argument("--store", help=store_help)
+    compact.set_defaults(handler=cmd_compact)
+
+    vacuum = commands.add_parser("vacuum", help="delete files that no recent table version needs")
+    vacuum.add_argument("datasets", nargs="*", help="data sets (default: all)")
+    vacuum.add_argument("--retention-hours", type=int, default=168,
+                        help="keep every file a version of the last N hours reads (default: a week); "
+                             "`--as-of` can go back no further than this")
+    vacuum.add_argument("--store", help=store_help)
+    vacuum.set_defaults(handler=cmd_vacuum)
+
+    migrate = commands.add_parser("migrate", help="turn a store written before Delta Lake into tables (once, idempotent)")
+    migrate.add_argument("--store", help=store_help)
+    migrate.set_defaults(handler=cmd_migrate)
+
+    listing = commands.add_parser("datasets", help="list data sets: rows, files, table version, columns")
     listing.add_argument("--store", help=store_help)
     listing.add_argument("--format", choices=formats, default="table")
     listing.set_defaults(handler=cmd_datasets)
@@ -275,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"factory {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"factory {args.command}: interrupted; finished shards are kept, re-run to resume", file=sys.stderr)
+        print(f"factory {args.command}: interrupted; committed batches are kept, re-run to resume", file=sys.stderr)
         return 130
 
 

@@ -19,19 +19,21 @@ from factory.models import BUNDLED
 from factory.ids import stable_hash
 from factory.stage import Stage
 from factory.stages import resolve_stage
+from factory.store.names import DatasetName, dataset_name_problem
 
 
 class SeedInput(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     seed: Path = Field(description="JSONL or Parquet file of prompts, relative to the YAML file.")
-    dataset: str | None = Field(default=None, description="Data set the seed rows are loaded into (default: file stem).")
+    dataset: DatasetName | None = Field(default=None,
+                                       description="Data set the seed rows are loaded into (default: file stem).")
 
 
 class DatasetInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = Field(description="Data set to read: an earlier stage's output or one already in the store.")
+    dataset: DatasetName = Field(description="Data set to read: an earlier stage's output or one already in the store.")
     where: str | None = Field(default=None, description="SQL predicate selecting the input rows.")
 
 
@@ -58,7 +60,7 @@ class StageSpec(BaseModel):
     stage: str = Field(description="Short stage name (see factory.stages) or a dotted path 'package.module:Class'.")
     name: str | None = Field(default=None, description="Unique name in this pipeline (default: the stage name).")
     input: SeedInput | DatasetInput | CountInput = Field(description="Where the stage's input rows come from.")
-    output: str | None = Field(default=None, description="Data set written (default: the stage's own).")
+    output: DatasetName | None = Field(default=None, description="Data set written (default: the stage's own).")
     model: str | None = Field(default=None, description="Shorthand for models: {model: NAME}.")
     models: dict[str, str] = Field(default_factory=dict, description="Role -> model name from the models section.")
     config: dict[str, Any] = Field(default_factory=dict, description="The stage's own settings (its Config type).")
@@ -120,10 +122,32 @@ class Pipeline:
     def train_config_path(self, step: TrainStep) -> Path:
         return step.config if step.config.is_absolute() else self.base_dir / step.config
 
+    def seed_dataset(self, stage: PlannedStage) -> str:
+        return seed_dataset_name(stage.spec)
+
     def seed_path(self, stage: PlannedStage) -> Path:
         assert isinstance(stage.spec.input, SeedInput)
         path = stage.spec.input.seed
         return path if path.is_absolute() else self.base_dir / path
+
+
+def seed_dataset_name(spec: StageSpec) -> str:
+    """The data set a stage's seed rows are loaded into: the one named, else the file's stem."""
+    assert isinstance(spec.input, SeedInput)
+    return spec.input.dataset or re.sub(r"\W", "_", spec.input.seed.stem).lower()
+
+
+def _check_dataset_names(spec: StageSpec, output: str, where: str) -> None:
+    """Names are checked where they are declared, before any work (nothing is written for a bad one)."""
+    declared = [("output", output)]
+    if isinstance(spec.input, SeedInput):
+        declared.append(("input.dataset" if spec.input.dataset else "input.seed", seed_dataset_name(spec)))
+    elif isinstance(spec.input, DatasetInput):
+        declared.append(("input.dataset", spec.input.dataset))
+    for field, name in declared:
+        problem = dataset_name_problem(name)
+        if problem:
+            raise ConfigError(f"{where}.{field}: {problem}")
 
 
 def format_location(location: tuple[Any, ...]) -> str:
@@ -169,6 +193,7 @@ def parse_pipeline(raw: Any, base_dir: Path, source: str = "<pipeline>") -> Pipe
             raise ConfigError(f"{source}: {_validation_message(exc, f'{path}.config')}") from None
         models = _stage_models(config, spec, stage_class, f"{source}: {path}")
         output = spec.output or stage_class.default_output
+        _check_dataset_names(spec, output, f"{source}: {path}")
         fingerprint = stable_hash(
             stage_class.__module__ + "." + stage_class.__qualname__,
             typed.model_dump(mode="json"),

@@ -19,7 +19,7 @@ import datasets
 import polars as pl
 
 from factory.errors import FactoryError
-from factory.store import Store, check_dataset_name
+from factory.store import Store, check_dataset_name, quote_identifier
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def _select(store: Store, dataset: str, where: str | None, name: str, fmt: Expor
     if fmt.drop_errors and "error" in columns:
         conditions.append("error IS NULL")
     clause = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    return store.sql(f"SELECT * FROM {dataset}{clause} ORDER BY id")
+    return store.sql(f"SELECT * FROM {quote_identifier(dataset)}{clause} ORDER BY id")
 
 
 def identity(frame: pl.DataFrame) -> pl.DataFrame:
@@ -101,8 +101,8 @@ def _card(store: Store, dataset: str, frame: pl.DataFrame, where: str | None, fm
     models = sorted(m for m in frame["model"].unique().to_list() if m) if "model" in frame.columns else []
     pipelines: list[str] = []
     if run_ids and store.has("runs"):
-        listed = ", ".join(f"'{run_id}'" for run_id in run_ids)
-        pipelines = store.sql(f"SELECT DISTINCT pipeline FROM runs WHERE run_id IN ({listed}) ORDER BY 1")["pipeline"].to_list()
+        pipelines = store.sql("SELECT DISTINCT pipeline FROM runs WHERE list_contains(?, run_id) ORDER BY 1",
+                              [run_ids])["pipeline"].to_list()
     bullet = lambda items: "\n".join(f"- `{item}`" for item in items) or "- (none recorded)"  # noqa: E731
     return f"""# {dataset}
 

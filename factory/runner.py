@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
-import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from factory.errors import ConfigError, StoreError
 from factory.models import BUNDLED, resolve_model
 from factory.placement import EXECUTORS
 from factory.seeds import read_seed_file
-from factory.store import Store
+from factory.store import Store, quote_identifier
 from schemas import RunRecord, rows_to_arrow
 
 RUNS_DATASET = "runs"
@@ -57,11 +56,6 @@ class StageSummary:
         return batch.replace_schema_metadata(None)
 
 
-def seed_dataset_name(stage: PlannedStage) -> str:
-    assert isinstance(stage.spec.input, SeedInput)
-    return stage.spec.input.dataset or re.sub(r"\W", "_", stage.spec.input.seed.stem)
-
-
 class PipelineRunner:
     def __init__(self, pipeline: Pipeline, store: Store, limit: int | None = None,
                  executor: str | None = None, console: Console | None = None, retry_errors: bool = False):
@@ -85,7 +79,7 @@ class PipelineRunner:
             if isinstance(source, SeedInput):
                 table = read_seed_file(self.pipeline.seed_path(stage))  # a bad line fails here, before writing
                 self._seed_tables[stage.index] = table
-                dataset, columns, field = seed_dataset_name(stage), set(table.column_names), "input.seed"
+                dataset, columns, field = self.pipeline.seed_dataset(stage), set(table.column_names), "input.seed"
                 available.setdefault(dataset, set()).update(columns)  # later stages may read the seeds
             elif isinstance(source, CountInput):
                 dataset, columns, field = "(count)", {"id", "index"}, "input.count"
@@ -122,6 +116,7 @@ class PipelineRunner:
         self.console.print(f"run [bold]{self.run_id}[/] of pipeline '{self.pipeline.config.name}' "
                            f"on store {self.store.location} ({self.executor})")
         summaries = [self.run_stage(stage) for stage in self.pipeline.stages]
+        self.compact({stage.output for stage in self.pipeline.stages} | {RUNS_DATASET})
         for step in self.pipeline.config.train:
             # Imported by name on use: factory never imports the trainers package at load (DESIGN §2).
             run_train_step = importlib.import_module("trainers.pipeline").run_train_step
@@ -132,17 +127,17 @@ class PipelineRunner:
         source = stage.spec.input
         if isinstance(source, SeedInput):
             table = self._seed_tables[stage.index]
-            dataset = seed_dataset_name(stage)
+            dataset = self.pipeline.seed_dataset(stage)
             # Seeds are loaded into the store once, so lineage joins work in SQL; re-loading adds nothing.
             self.store.append(dataset, self.store.without_done(dataset, table, against="id"))
         elif isinstance(source, CountInput):
             table = pa.table({"id": [str(i) for i in range(source.count)], "index": list(range(source.count))})
         else:
             assert isinstance(source, DatasetInput)
-            where = f" WHERE {source.where}" if source.where else ""
+            where = f" WHERE {source.where}" if source.where else ""  # the pipeline author's own SQL
             order = "created_at, id" if "created_at" in self.store.columns(source.dataset) else "id"
             try:
-                table = self.store.arrow(f"SELECT * FROM {source.dataset}{where} ORDER BY {order}")
+                table = self.store.arrow(f"SELECT * FROM {quote_identifier(source.dataset)}{where} ORDER BY {order}")
             except StoreError as exc:
                 raise ConfigError(f"{stage.path}.input.where: {exc}") from None
         table = stage.stage_class.prepare_input(stage.config, table, self.store)
@@ -152,51 +147,62 @@ class PipelineRunner:
         started = dt.datetime.now(dt.timezone.utc)
         clock = time.perf_counter()
         inputs = self.input_rows(stage)
+        versions = self._input_versions(stage)
         # Concurrent runs of one stage take turns; each computes what is missing once it holds the lock.
         with self.store.lock(f"{stage.output}-{stage.fingerprint}"):
-            if self.retry_errors:
-                self._retire_errors(stage, inputs)
-            todo = self.store.without_done(stage.output, inputs, where=f"fingerprint = '{stage.fingerprint}'")
+            retry = self.retry_errors and "error" in self.store.columns(stage.output)
+            # --retry-errors: error rows count as missing; their retries replace them commit by commit,
+            # so a crash part-way leaves each row either retried or still its old error, never gone.
+            condition = "fingerprint = ? AND error IS NULL" if retry else "fingerprint = ?"
+            todo = self.store.without_done(stage.output, inputs, where=condition, params=[stage.fingerprint])
             summary = StageSummary(stage.name, stage.output, inputs.num_rows, inputs.num_rows - todo.num_rows)
             status, message = "completed", None
             try:
                 if todo.num_rows:
-                    self._map(stage, todo, summary)
+                    self._map(stage, todo, summary, retry)
             except BaseException as exc:
                 status, message = "failed", f"{type(exc).__name__}: {exc}"
                 raise
             finally:
                 summary.seconds = time.perf_counter() - clock
-                self._record(stage, summary, status, message, started)
+                versions[stage.output] = self.store.version(stage.output)
+                self._record(stage, summary, status, message, started, versions)
         self._print(summary)
         return summary
 
-    def _retire_errors(self, stage: PlannedStage, inputs: pa.Table) -> None:
-        """--retry-errors: drop this stage's error rows for these inputs, so they count as missing.
-        Dropped before the retry, so an id is never stored twice; a crash in between only means the
-        next run retries them again."""
-        if "error" not in self.store.columns(stage.output) or inputs.num_rows == 0:
-            return
-        failed = self.store.arrow(
-            f"SELECT id, parent_id FROM {stage.output} WHERE fingerprint = '{stage.fingerprint}' AND error IS NOT NULL"
-        )
-        wanted = set(inputs.column("id").to_pylist())
-        ids = [row["id"] for row in failed.to_pylist() if row["parent_id"] in wanted]
-        if ids:
-            dropped = self.store.drop_rows(stage.output, ids)
-            self.console.print(f"stage [bold]{stage.name}[/]: retrying {dropped} error rows")
+    def _input_versions(self, stage: PlannedStage) -> dict[str, int | None]:
+        source = stage.spec.input
+        if isinstance(source, DatasetInput):
+            return {source.dataset: self.store.version(source.dataset)}
+        if isinstance(source, SeedInput):
+            dataset = self.pipeline.seed_dataset(stage)
+            return {dataset: self.store.version(dataset)}
+        return {}
 
-    def _map(self, stage: PlannedStage, todo: pa.Table, summary: StageSummary) -> None:
+    def _map(self, stage: PlannedStage, todo: pa.Table, summary: StageSummary, retry: bool) -> None:
         progress = Progress(TextColumn(f"[bold]{stage.name}[/]"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("rows in"), TimeElapsedColumn(), console=self.console, transient=True)
         with progress:
             task = progress.add_task(stage.name, total=todo.num_rows)
             for batch in EXECUTORS[self.executor](stage, self.run_id, todo):
-                self.store.append(stage.output, summary.add(batch))  # the driver is the only writer
-                progress.advance(task, len(set(batch.column("parent_id").to_pylist())))
+                batch = summary.add(batch)
+                parents = sorted(set(batch.column("parent_id").to_pylist()))
+                if retry and batch.num_rows:  # the driver is the only writer
+                    self.store.replace(stage.output, batch, {"fingerprint": [stage.fingerprint], "parent_id": parents})
+                else:
+                    self.store.append(stage.output, batch)
+                progress.advance(task, len(parents))
+
+    def compact(self, datasets: set[str]) -> None:
+        """Each commit adds a file; compacting at the end keeps reads fast (README: the store)."""
+        for dataset in sorted(datasets):
+            try:
+                self.store.compact(dataset)
+            except StoreError as exc:  # a concurrent writer won: the next run compacts
+                self.console.print(f"[yellow]not compacted[/]: {exc}")
 
     def _record(self, stage: PlannedStage, summary: StageSummary, status: str, message: str | None,
-                started: dt.datetime) -> None:
+                started: dt.datetime, versions: dict[str, int | None]) -> None:
         record = RunRecord(
             id=f"{self.run_id}/{stage.name}", run_id=self.run_id, pipeline=self.pipeline.config.name,
             stage=stage.name, status=status, output=stage.output, input_rows=summary.input_rows,
@@ -206,6 +212,7 @@ class PipelineRunner:
             gpu_seconds=round(summary.seconds * stage.spec.resources.num_gpus * stage.spec.resources.concurrency, 3),
             config=json.dumps(stage.spec.model_dump(mode="json")),
             message=message, started_at=started, finished_at=dt.datetime.now(dt.timezone.utc),
+            table_versions=json.dumps({name: v for name, v in versions.items() if v is not None}),
         )
         self.store.append(RUNS_DATASET, rows_to_arrow([record], RunRecord))
 

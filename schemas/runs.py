@@ -27,3 +27,5 @@ class RunRecord(BaseModel):
     message: str | None = Field(default=None, description="Error message when status is 'failed'.")
     started_at: dt.datetime
     finished_at: dt.datetime
+    table_versions: str | None = Field(default=None, description="JSON: data set -> Delta table version the stage "
+                                       "read as input and left as output (`factory sql --as-of RUN_ID` reads them).")

@@ -45,3 +45,5 @@ class TrainingRunRecord(BaseModel):
     seconds: float = Field(description="Wall seconds of the whole invocation.")
     started_at: dt.datetime
     finished_at: dt.datetime
+    data_versions: str | None = Field(default=None, description="JSON: data set -> Delta table version the training "
+                                      "rows were read at; `factory sql --as-of ID` reads the store as it was then.")

@@ -87,7 +87,7 @@ def test_killed_run_resumes_exactly_and_sql_works_while_it_runs(tmp_path):
     job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 600
-        while len(Store(store).shards("responses")) < 2:
+        while len(Store(store).files("responses")) < 2:
             assert job.poll() is None, "the run ended before it could be killed"
             assert time.time() < deadline, "no shard written in time"
             time.sleep(0.5)

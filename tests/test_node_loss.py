@@ -61,7 +61,7 @@ def test_losing_the_worker_node_redoes_its_work_elsewhere(tmp_path):
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=dict(env, RAY_ADDRESS=address))
         deadline = time.time() + 300
-        while len(Store(store).shards("responses")) < 1:
+        while len(Store(store).files("responses")) < 1:
             assert job.poll() is None and time.time() < deadline, "no shard in time"
             time.sleep(0.3)
         kill_tree(raylet_of(first_port))  # the node and every worker process on it

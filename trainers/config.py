@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from factory.config import check_model_name, format_location
 from factory.errors import ConfigError
+from factory.store import DatasetName, quote_identifier
 
 KINDS = ("sft", "rm", "dpo", "simpo")
 HELPSTEER_ATTRIBUTES = ["helpfulness", "correctness", "coherence", "complexity", "verbosity"]
@@ -24,7 +25,7 @@ class DataSource(_Strict):
     """Rows from the store: a SQL query, or a data set with an optional predicate."""
 
     query: str | None = Field(default=None, description="SQL over the store (each data set is a table).")
-    dataset: str | None = Field(default=None, description="Data set name; used when `query` is not given.")
+    dataset: DatasetName | None = Field(default=None, description="Data set name; used when `query` is not given.")
     where: str | None = Field(default=None, description="SQL predicate on `dataset` (or on the query's rows).")
     keep_errors: bool = Field(default=False, description="Keep rows whose `error` column is set (dropped by default).")
 
@@ -35,7 +36,7 @@ class DataSource(_Strict):
         return self
 
     def sql(self) -> str:
-        base = self.query.strip().rstrip(";") if self.query else f"SELECT * FROM {self.dataset}"
+        base = self.query.strip().rstrip(";") if self.query else f"SELECT * FROM {quote_identifier(self.dataset)}"
         conditions = [f"({self.where})"] if self.where else []
         return f"SELECT * FROM ({base}) AS src" + (f" WHERE {' AND '.join(conditions)}" if conditions else "")
 

@@ -34,6 +34,7 @@ class Snapshot:
     store: str
     row_ids: list[str]
     source_run_ids: list[str]
+    versions: dict[str, int] = field(default_factory=dict)  # data set -> table version the rows were read at
 
     @property
     def ids_hash(self) -> str:
@@ -53,10 +54,11 @@ PAIR = ("chosen", "rejected")
 HELPSTEER_PAIR = ("response_1", "response_2", "preference_strength")
 
 
-def select(store: Store, source: DataSource, what: str) -> tuple[pl.DataFrame, Snapshot]:
-    """Run the source's SQL; drop error rows; fail on no rows. Rows are ordered by id."""
+def select(store: Store, source: DataSource, what: str, versions: dict[str, int]) -> tuple[pl.DataFrame, Snapshot]:
+    """Run the source's SQL at the pinned table `versions`; drop error rows; fail on no rows.
+    Rows are ordered by id."""
     query = source.sql()
-    frame = store.sql(query)
+    frame = store.sql(query, as_of=versions)
     if "error" in frame.columns and not source.keep_errors:
         frame = frame.filter(pl.col("error").is_null())
     if frame.height == 0:
@@ -66,7 +68,7 @@ def select(store: Store, source: DataSource, what: str) -> tuple[pl.DataFrame, S
         frame = frame.with_columns(pl.Series("id", [stable_hash(row) for row in frame.iter_rows(named=True)]))
     frame = frame.sort("id")
     runs = sorted({r for r in frame["run_id"].to_list() if r}) if "run_id" in frame.columns else []
-    return frame, Snapshot(query, store.location, frame["id"].cast(pl.String).to_list(), runs)
+    return frame, Snapshot(query, store.location, frame["id"].cast(pl.String).to_list(), runs, versions)
 
 
 def require(frame: pl.DataFrame, needs: list[str], what: str) -> None:
@@ -176,8 +178,10 @@ def split(rows: list[dict[str, Any]], ids: list[str], fraction: float) -> tuple[
 
 
 def load_training_data(config: TrainConfig, store: Store) -> TrainingData:
-    """Everything checked and converted before a Ray worker starts."""
-    frame, snapshot = select(store, config.data, "data")
+    """Everything checked and converted before a Ray worker starts. Every query of the run reads the
+    same table versions, recorded in `training_runs` so the rows can be read again as they were."""
+    versions = store.versions()
+    frame, snapshot = select(store, config.data, "data", versions)
     rows = convert(config, frame, "data")
     if not rows:
         raise TrainingDataError(f"data: no usable rows (all responses empty or all preference strengths 0): "
@@ -187,14 +191,14 @@ def load_training_data(config: TrainConfig, store: Store) -> TrainingData:
     extra: dict[str, datasets.Dataset] = {}
     if config.kind == "rm" and config.method() == "regression_then_scaled_bt":
         assert config.rm.regression_data is not None
-        reg_frame, reg_snapshot = select(store, config.rm.regression_data, "rm.regression_data")
+        reg_frame, reg_snapshot = select(store, config.rm.regression_data, "rm.regression_data", versions)
         extra["regression"] = datasets.Dataset.from_list(
             to_regression(reg_frame, config.rm.attributes, "rm.regression_data for the regression phase"))
         snapshot.row_ids = sorted(snapshot.row_ids + reg_snapshot.row_ids)
         snapshot.source_run_ids = sorted(set(snapshot.source_run_ids) | set(reg_snapshot.source_run_ids))
         snapshot.query += f"; regression phase: {reg_snapshot.query}"
     if config.kind == "rm" and config.method() == "multi_objective" and config.rm.pairs is not None:
-        pair_frame, pair_snapshot = select(store, config.rm.pairs, "rm.pairs")
+        pair_frame, pair_snapshot = select(store, config.rm.pairs, "rm.pairs", versions)
         extra["pairs"] = datasets.Dataset.from_list(to_preference(pair_frame, "rm.pairs"))
         snapshot.row_ids = sorted(snapshot.row_ids + pair_snapshot.row_ids)
         snapshot.query += f"; gating pairs: {pair_snapshot.query}"

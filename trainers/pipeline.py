@@ -25,8 +25,8 @@ def run_train_step(kind: str, config_path: Path, store: Store, where: str | None
     snapshot = load_training_data(config, store).snapshot
     if store.has(RUNS_DATASET):
         done = store.sql(
-            f"SELECT steps FROM {RUNS_DATASET} WHERE run_name = '{name}' AND status = 'completed' "
-            f"AND data_ids_hash = '{snapshot.ids_hash}' ORDER BY finished_at DESC LIMIT 1"
+            f"SELECT steps FROM {RUNS_DATASET} WHERE run_name = ? AND status = 'completed' "
+            "AND data_ids_hash = ? ORDER BY finished_at DESC LIMIT 1", [name, snapshot.ids_hash]
         )
         if done.height and done["steps"][0] >= config.training.max_steps:
             console.print(f"train [bold]{kind}[/] ({config_path.name}): run {name} already done on these rows")

@@ -48,6 +48,7 @@ def train(config: TrainConfig, store: Store) -> TrainingRunRecord:
         "data_row_ids": data.snapshot.row_ids, "source_run_ids": data.snapshot.source_run_ids,
         "train_rows": len(data.train), "eval_rows": len(data.eval) if data.eval is not None else 0,
         "output_dir": str(run_dir), "num_workers": config.ray.num_workers, "started_at": started,
+        "data_versions": json.dumps(data.snapshot.versions),
     }
     try:
         summary = launch(config, run_dir, data.train, data.eval, data.extra)

@@ -11,15 +11,15 @@ from __future__ import annotations
 import itertools
 from typing import Literal
 
-import duckdb
 import polars as pl
 import pyarrow as pa
 from pydantic import Field, model_validator
 
 from annotators.grouping import require_columns
-from factory.errors import FactoryError
+from factory.errors import FactoryError, StoreError
 from factory.ids import stable_hash
 from factory.stage import StageConfig
+from factory.store import query_tables
 
 ITEM_SCHEMA = pa.schema([("id", pa.string()), ("group_id", pa.string()), ("prompt", pa.string()),
                          ("candidate_ids", pa.list_(pa.string())), ("candidates", pa.list_(pa.string())),
@@ -50,17 +50,12 @@ class CandidateConfig(StageConfig):
 def _frame(config: CandidateConfig, rows: pa.Table, stage: str) -> pl.DataFrame:
     """Good input rows with `_configuration` added, in input order."""
     require_columns(rows, ["id", config.group_by, config.prompt_column, config.response_column], stage)
-    connection = duckdb.connect()
-    connection.register("input_rows", rows)
     try:
-        table = connection.sql(
-            f"SELECT *, CAST(({config.configuration}) AS VARCHAR) AS _configuration FROM input_rows").arrow()
-    except duckdb.Error as exc:
-        raise FactoryError(f"stage {stage}: config.configuration {config.configuration!r}: "
-                           f"{str(exc).splitlines()[0]}") from None
-    finally:
-        connection.close()
-    frame = pl.from_arrow(table.read_all() if hasattr(table, "read_all") else table)
+        table = query_tables(f"SELECT *, CAST(({config.configuration}) AS VARCHAR) AS _configuration FROM input_rows",
+                             {"input_rows": rows})
+    except StoreError as exc:
+        raise FactoryError(f"stage {stage}: config.configuration {config.configuration!r}: {exc}") from None
+    frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     frame = frame.filter(pl.col(config.response_column).is_not_null() & pl.col(config.group_by).is_not_null())
     if "error" in frame.columns:

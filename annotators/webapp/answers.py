@@ -19,7 +19,7 @@ from annotators.webapp.campaign import Campaign
 from annotators.webapp.items import Item
 from factory.errors import ConfigError, FactoryError
 from factory.ids import stable_hash
-from factory.store import Store
+from factory.store import Store, quote_identifier
 from schemas import BaseRow, rows_to_arrow
 from schemas.ratings import ATTRIBUTES, HelpSteerPreferenceRow, RatingRow
 
@@ -135,8 +135,8 @@ class AnswerBook:
             if list(columns) != list(record.model_fields):
                 raise ConfigError(f"data set {dataset!r} in {self.store.location} does not have the columns of "
                                   f"{record.__name__}; choose another ratings_output / preferences_output")
-            rows = self.store.arrow(f"SELECT * FROM {dataset} WHERE stage = '{self.campaign.stage}' "
-                                    "AND error IS NULL ORDER BY created_at").to_pylist()
+            rows = self.store.arrow(f"SELECT * FROM {quote_identifier(dataset)} WHERE stage = ? "
+                                    "AND error IS NULL ORDER BY created_at", [self.campaign.stage]).to_pylist()
             for row in rows:
                 book[(row["rater"], row[key])] = row
 
@@ -206,11 +206,12 @@ class AnswerBook:
                  book: dict[tuple[str, str], dict[str, Any]], keys: list[tuple[str, str]]) -> None:
         if not rows:
             return
-        # Only rows we know to be stored are dropped: drop_rows rewrites the shards holding them,
-        # and skipping it for first answers keeps a first submission one small append.
-        stored = [row.id for row, key in zip(rows, keys) if key in book]
-        if stored:
-            self.store.drop_rows(dataset, stored)
-        self.store.append(dataset, rows_to_arrow(rows, record))
+        # A changed answer replaces the old rows in one commit, so a crash or a bad row leaves the
+        # old answer or the new one, never neither; a first answer is one small append.
+        table = rows_to_arrow(rows, record)
+        if any(key in book for key in keys):
+            self.store.replace(dataset, table)
+        else:
+            self.store.append(dataset, table)
         for row, key in zip(rows, keys):
             book[key] = row.model_dump()

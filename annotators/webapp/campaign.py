@@ -19,6 +19,7 @@ from annotators.helpsteer.aggregate_stage import AggregateConfig
 from factory.config import format_location
 from factory.errors import ConfigError
 from factory.ids import stable_hash
+from factory.store import DatasetName
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 MIN_TOKEN_LENGTH = 8
@@ -59,7 +60,7 @@ class Source(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str | None = Field(default=None, description="Store data set of responses (e.g. `responses`).")
+    dataset: DatasetName | None = Field(default=None, description="Store data set of responses (e.g. `responses`).")
     seed: Path | None = Field(default=None, description="Or a JSONL/Parquet file of items, relative to the YAML.")
     where: str | None = Field(default=None, description="SQL predicate selecting the rows (error rows are always left out).")
     limit: int | None = Field(default=None, ge=1, description="At most this many items (the first by id).")
@@ -94,8 +95,9 @@ class Campaign(BaseModel):
         default_factory=AggregateConfig,
         description="HelpSteer2 aggregation for the overview and `factory annotate export` (keep, max_spread, min_raters).",
     )
-    ratings_output: str = Field(default="ratings", description="Data set the attribute ratings go to.")
-    preferences_output: str = Field(default="helpsteer_preferences", description="Data set the preferences go to.")
+    ratings_output: DatasetName = Field(default="ratings", description="Data set the attribute ratings go to.")
+    preferences_output: DatasetName = Field(default="helpsteer_preferences",
+                                            description="Data set the preferences go to.")
 
     base_dir: Path = Field(default=Path("."), exclude=True, description="Folder of the YAML (set by load_campaign).")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
 import pyarrow as pa
 
 from annotators.grouping import pair_rows, require_columns
@@ -13,7 +12,7 @@ from annotators.helpsteer.stage import response_key
 from annotators.webapp.campaign import Campaign
 from factory.errors import ConfigError, FactoryError
 from factory.seeds import read_seed_file
-from factory.store import Store
+from factory.store import Store, query_tables, quote_identifier
 
 
 @dataclass(frozen=True)
@@ -34,20 +33,18 @@ def _source_rows(campaign: Campaign, store: Store) -> pa.Table:
     condition = f" WHERE {source.where}" if source.where else ""
     if source.seed is not None:
         path = source.seed if source.seed.is_absolute() else campaign.base_dir / source.seed
-        connection = duckdb.connect()
-        connection.register("source", read_seed_file(path))
         try:
-            # The same SQL dialect as a store filter, over the file's rows.
-            return connection.sql(f"SELECT * FROM source{condition} ORDER BY id").to_arrow_table()
-        except duckdb.Error as exc:
-            raise ConfigError(f"source.where: {str(exc).splitlines()[0]}") from None
+            # The same SQL dialect (and the same read-only gate) as a store filter, over the file's rows.
+            return query_tables(f"SELECT * FROM source{condition} ORDER BY id", {"source": read_seed_file(path)})
+        except FactoryError as exc:
+            raise ConfigError(f"source.where: {exc}") from None
     assert source.dataset is not None
     if not store.has(source.dataset):
         raise ConfigError(f"source.dataset: no data set {source.dataset!r} in store {store.location}")
     if "error" in store.columns(source.dataset):
         condition = f"{condition} AND error IS NULL" if condition else " WHERE error IS NULL"
     try:
-        return store.arrow(f"SELECT * FROM {source.dataset}{condition} ORDER BY id")
+        return store.arrow(f"SELECT * FROM {quote_identifier(source.dataset)}{condition} ORDER BY id")
     except FactoryError as exc:
         raise ConfigError(f"source.where: {exc}") from None
 

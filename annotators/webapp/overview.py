@@ -4,7 +4,6 @@ the same items, and the items whose human raters disagree most (HelpSteer2 would
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +18,7 @@ from annotators.webapp.agreement import (
 )
 from annotators.webapp.answers import AnswerBook
 from annotators.webapp.items import Item
-from factory.store import Store
+from factory.store import Store, quote_identifier
 from schemas.ratings import ATTRIBUTES
 
 SCORES = list(range(5))
@@ -50,9 +49,6 @@ class Overview:
 def _half_up(value: float) -> int:
     return max(0, min(4, math.floor(value + 0.5)))
 
-
-def _sql_list(values: Iterable[str]) -> str:
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
 def _by_pair(pairs: dict[str, list[PairAgreement]]) -> list[dict[str, Any]]:
@@ -91,8 +87,9 @@ class OverviewBuilder:
         ratings, preferences = self.campaign.ratings_output, self.campaign.preferences_output
         if self.campaign.task != "preference" and self.store.has(ratings):
             rows = self.store.arrow(
-                f"SELECT rater, response_key, {', '.join(ATTRIBUTES)} FROM {ratings} WHERE source = 'llm' "
-                f"AND error IS NULL AND response_key IN ({_sql_list(self.by_key)}) ORDER BY created_at").to_pylist()
+                f"SELECT rater, response_key, {', '.join(ATTRIBUTES)} FROM {quote_identifier(ratings)} "
+                "WHERE source = 'llm' AND error IS NULL AND list_contains(?, response_key) ORDER BY created_at",
+                [sorted(self.by_key)]).to_pylist()
             for row in rows:
                 for attribute in ATTRIBUTES:
                     if row[attribute] is not None:
@@ -104,10 +101,10 @@ class OverviewBuilder:
                 pairs[(item.response_ids[0], item.response_ids[1])] = (item.id, 1)
                 pairs[(item.response_ids[1], item.response_ids[0])] = (item.id, -1)  # judged in the other order
         if self.campaign.task != "ratings" and pairs and self.store.has(preferences):
-            ids = _sql_list({a for a, _ in pairs})
             rows = self.store.arrow(
-                f"SELECT rater, response_1_id, response_2_id, {PREFERENCE} FROM {preferences} WHERE source = 'llm' "
-                f"AND error IS NULL AND {PREFERENCE} IS NOT NULL AND response_1_id IN ({ids}) ORDER BY created_at"
+                f"SELECT rater, response_1_id, response_2_id, {PREFERENCE} FROM {quote_identifier(preferences)} "
+                f"WHERE source = 'llm' AND error IS NULL AND {PREFERENCE} IS NOT NULL "
+                "AND list_contains(?, response_1_id) ORDER BY created_at", [sorted({a for a, _ in pairs})]
             ).to_pylist()
             for row in rows:
                 found = pairs.get((row["response_1_id"], row["response_2_id"]))

@@ -42,7 +42,9 @@ def test_run_sql_and_datasets(filled_store):
     out = factory("sql", "SELECT count(*) AS n FROM responses", "--format", "json", store=filled_store).stdout
     assert json.loads(out) == {"n": 8}
     csv = factory("datasets", "--format", "csv", store=filled_store).stdout
-    assert "responses,8,2," in csv and "prompts,4,1," in csv  # 4 prompts in batches of 2: 2 shards
+    # dataset,rows,files,version: version 0 is the empty table; 4 prompts in batches of 2 are 2
+    # commits (versions 1, 2), then the run compacts the 2 files into 1 (version 3); the seeds are one commit.
+    assert "responses,8,1,3," in csv and "prompts,4,1,1," in csv
 
 
 def test_writes_through_sql_are_refused(filled_store):

@@ -64,7 +64,7 @@ def test_killed_stage_actor_is_replaced_and_the_run_completes(tmp_path):
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.time() + 300
-        while len(Store(store_dir).shards("responses")) < 1:
+        while len(Store(store_dir).files("responses")) < 1:
             assert job.poll() is None and time.time() < deadline, "no shard in time"
             time.sleep(0.3)
         actors = [p for p in psutil.process_iter(["cmdline"])

@@ -33,8 +33,8 @@ def test_local_run_then_rerun_does_nothing(tmp_path, tiny_model_dir):
     assert 0 < engine_seconds <= first.seconds
     import pyarrow.parquet as pq
 
-    for shard in store.shards("responses"):  # the usage rides on the batch, not into the data set
-        assert b"factory.usage" not in (pq.read_schema(shard).metadata or {})
+    for path in store.files("responses"):  # the usage rides on the batch, not into the data set
+        assert b"factory.usage" not in (pq.read_schema(path).metadata or {})
 
 
 def test_limit_then_full_run_completes_the_rest(tmp_path, tiny_model_dir):
@@ -87,7 +87,11 @@ def test_ray_executor_matches_local(tmp_path, tiny_model_dir):
     query = "SELECT id, parent_id, sample_index, response FROM responses ORDER BY id"
     # Same ids and the same text: batches are seeded by their content, not by where they ran.
     assert ray_store.sql(query).equals(local_store.sql(query))
-    assert len(ray_store.shards("responses")) == 3  # one committed shard per batch
+    from deltalake import DeltaTable
+
+    operations = [entry["operation"] for entry in DeltaTable(ray_store.uri("responses")).history()]
+    assert operations.count("WRITE") == 3  # one commit per batch
+    assert operations[0] == "OPTIMIZE" and len(ray_store.files("responses")) == 1  # compacted when the run ended
 
 
 def test_count_input_and_prepare_input_hook(tmp_path):
