@@ -4,7 +4,8 @@
 - `skillmix.skills` / `skillmix.query_types` (aggregate.py): normalise, merge near-duplicates,
   count -> `skills` / `query_types` (users' own lists join here)
 - `skillmix.generate` (generate.py): k random skills + a cycled query type per example, one
-  write -> critique -> refine conversation each -> `instructions` (shirker ablation included)
+  write -> continue -> critique -> refine -> rewrite conversation each -> `instructions`
+  (shirker ablation included)
 - `skillmix.dedup` (dedup.py): drop near-duplicate instructions -> `instructions_dedup`
 - diversity.py: mean pairwise cosine / near-duplicate report (`python -m generators.skillmix.diversity`)
 - export.py: the `alpaca` export format

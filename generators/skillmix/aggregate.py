@@ -43,8 +43,9 @@ class AggregateConfig(StageConfig):
     )
     entries: list[str] = Field(default_factory=list, description="More entries inline, each 'name' or 'name: definition'.")
     merge_threshold: float | None = Field(
-        default=0.8, ge=0.0, le=1.0,
-        description="Merge names whose MiniLM cosine similarity is at least this; null merges exact duplicates only.",
+        default=None, ge=0.0, le=1.0,
+        description="Merge names whose MiniLM cosine similarity is at least this (e.g. 0.8); null (default, as the "
+        "reference, which uses the extracted lists as they are) merges only names that normalise to the same key.",
     )
     embedding_model: str = Field(default="minilm-l6", description="sentence-transformers model: bundled name or folder.")
     min_frequency: int = Field(

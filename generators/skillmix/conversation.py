@@ -1,8 +1,13 @@
 """The Instruct-SkillMix conversation, run for a whole batch at once: one `engine.generate` call per
 turn, over every conversation that takes that turn (DESIGN.md §4).
 
-    write -> [continue, if cut off] -> critique -> refine -> [rewrite, if cut off]
+    write -> continue -> critique -> refine -> rewrite
     shirkers: one more single-turn conversation that writes the lazy/brief replacement response
+
+As the reference (princeton-pli/Instruct-SkillMix `1_generate_data.py`) all five turns are sent to every
+example: "continue" and "rewrite" ask for the answer again "making sure it fits within the length
+constraint", which shortens it even when nothing was cut off, and the final response is the
+rewrite's. `always_rewrite=False` asks them only after a reply that hit max_new_tokens.
 """
 
 from __future__ import annotations
@@ -36,11 +41,13 @@ class Dialogue:
 
 
 class ConversationRunner:
-    def __init__(self, engine: Engine, templates: TemplateSet, sampling: SamplingParams, seed: int | None):
+    def __init__(self, engine: Engine, templates: TemplateSet, sampling: SamplingParams, seed: int | None,
+                 always_rewrite: bool = True):
         self.engine = engine
         self.templates = templates
         self.sampling = sampling
         self.seed = seed
+        self.always_rewrite = always_rewrite
 
     def _sampling(self, batch_key: str, label: str) -> SamplingParams:
         # Same batch and turn -> same seed, so a re-run of a batch reproduces its text.
@@ -65,18 +72,23 @@ class ConversationRunner:
             dialogue.prompt_tokens += generation.prompt_tokens
             dialogue.completion_tokens += completion.completion_tokens
 
+    def _rewriting(self, dialogues: list[Dialogue]) -> list[Dialogue]:
+        """Who gets a continue / rewrite turn now: everyone, or only those whose last reply was cut off."""
+        return dialogues if self.always_rewrite else [d for d in dialogues if d.last.finish_reason == "length"]
+
     def run(self, dialogues: list[Dialogue], batch_key: str) -> None:
         """The generation conversation for every dialogue (each item has `skills`, `query_type`)."""
         render = self.templates.render
+        # Both spellings of the fields: ours ({skills}, {query_type}) and the reference prompt's
+        # ({skills_str}; {query_str} the type's name, {query_type} "name: definition").
         self.ask(dialogues, "write", lambda d: render(
             "write", num_skills=len(d.item["skills"]), skills=", ".join(d.item["skills"]),
-            query_type=d.item["query_prompt"]), batch_key)
-        self.ask([d for d in dialogues if d.last.finish_reason == "length"], "continue",
-                 lambda d: render("continue"), batch_key)
+            skills_str=", ".join(d.item["skills"]), query_type=d.item["query_prompt"],
+            query_str=d.item["query_type"]), batch_key)
+        self.ask(self._rewriting(dialogues), "continue", lambda d: render("continue"), batch_key)
         self.ask(dialogues, "critique", lambda d: render("critique"), batch_key)
         self.ask(dialogues, "refine", lambda d: render("refine"), batch_key)
-        self.ask([d for d in dialogues if d.last.finish_reason == "length"], "rewrite",
-                 lambda d: render("rewrite"), batch_key)
+        self.ask(self._rewriting(dialogues), "rewrite", lambda d: render("rewrite"), batch_key)
 
     def shirk(self, dialogues: list[Dialogue], instructions: list[str], style: str, batch_key: str) -> list[Turn]:
         """A deliberately poor response per instruction, each in a fresh one-turn conversation."""

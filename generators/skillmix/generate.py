@@ -1,4 +1,5 @@
-"""Stage `skillmix.generate`: k-skill examples by write -> critique -> refine -> data set `instructions`.
+"""Stage `skillmix.generate`: k-skill examples by write -> continue -> critique -> refine -> rewrite
+-> data set `instructions`.
 
 Input: `{dataset: skills}` (what `skillmix.skills` wrote). `prepare_input` reads the query types
 from the store and draws `num_examples` work items — k distinct skills each, query types cycled,
@@ -42,7 +43,18 @@ class SkillMixConfig(StageConfig):
     shirker_style: Literal["junk", "brevity"] = Field(
         default="junk", description="'junk': lazy, generic, padded responses; 'brevity': one-paragraph responses.",
     )
-    templates: str = Field(default="v1", description="Bundled template set name or a folder of .txt templates.")
+    templates: str = Field(
+        default="reference",
+        description="Bundled template set ('reference': the released Instruct-SkillMix prompt, three complete "
+        "examples with ### Task Type / ### Skills headers; 'v1': a shorter prompt with one brief example) or a "
+        "folder of .txt templates with the same file names.",
+    )
+    turns: Literal["all", "when_cut_off"] = Field(
+        default="all",
+        description="'all': every example gets all five turns (write, continue, critique, refine, rewrite) and the "
+        "response comes from the rewrite turn, as in the reference; 'when_cut_off': continue and rewrite are "
+        "asked only after a reply that hit max_new_tokens (fewer calls, longer responses).",
+    )
     max_new_tokens: int = Field(default=1024, ge=1, description="Longest reply per turn, in tokens.")
     temperature: float = Field(default=0.7, ge=0.0, description="0 means greedy.")
     top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
@@ -75,7 +87,8 @@ class SkillMixGenerateStage(Stage):
         self.templates = load_templates(self.config.templates, TEMPLATE_NAMES)
         sampling = SamplingParams(max_new_tokens=self.config.max_new_tokens, temperature=self.config.temperature,
                                   top_p=self.config.top_p)
-        self.runner = ConversationRunner(self.engines["model"], self.templates, sampling, self.config.seed)
+        self.runner = ConversationRunner(self.engines["model"], self.templates, sampling, self.config.seed,
+                                         always_rewrite=self.config.turns == "all")
 
     @classmethod
     def reads(cls, config: SkillMixConfig) -> list[str]:

@@ -1,8 +1,9 @@
 """Versioned prompt templates: a folder of `.txt` files; the hash of the files a stage uses goes
 into every row's `template` column, so a changed prompt is visible in the data (and in the ids).
 
-A template set is a bundled folder name (`v1`, under `generators/skillmix/templates/`) or a path to
-a folder of the same file names. Placeholders are `{name}`; only known names are replaced, so
+A template set is a bundled folder name (under `generators/skillmix/templates/`: `reference`, the
+released Instruct-SkillMix generation prompts; `v1`, shorter ones plus the extraction prompts) or a
+path to a folder of the same file names. Placeholders are `{name}`; only known names are replaced, so
 other braces in a prompt need no escaping.
 """
 

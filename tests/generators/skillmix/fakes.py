@@ -9,19 +9,32 @@ from factory.engines import Completion, Conversation, Engine, Generation, Sampli
 Reply = Callable[[Conversation], tuple[str, str]]  # -> (text, finish_reason)
 
 
+def skills_asked(first: str) -> str:
+    """The skills the write prompt names: ours ("needs all of these 2 skills: a, b.") or the released
+    prompt's last line ("### Skills: a, b")."""
+    if "needs all of these " in first:
+        return first.split("needs all of these ", 1)[-1].split(": ", 1)[-1].split(".\n", 1)[0]
+    if "### Skills: " in first:
+        return first.rsplit("### Skills: ", 1)[-1].strip()
+    return ""
+
+
 def well_behaved(conversation: Conversation) -> tuple[str, str]:
     prompt = conversation[-1]["content"]
-    first = conversation[0]["content"]
-    skills = first.split("needs all of these ", 1)[-1].split(": ", 1)[-1].split(".\n", 1)[0] if "needs all" in first else ""
+    skills = skills_asked(conversation[0]["content"])
     if prompt.startswith("I am creating"):
         return f"### Instruction: A question needing {skills}?\n### Response: A first answer.", "stop"
+    if prompt.startswith("Thanks! It looks like"):  # continue: the whole example again, within the length
+        return f"### Instruction: A question needing {skills}?\n### Response: A first answer, in full.", "stop"
     if prompt.startswith("Pretend you are"):
         return "Strengths: clear. Weaknesses: generic.", "stop"
     if prompt.startswith("Now, please refine"):
         return f"### Refined Instruction: A sharper question needing {skills}?\n### Response: A detailed answer.", "stop"
-    if prompt.startswith("Consider the following instruction") and "unhelpful" in prompt:
+    if prompt.startswith("It looks like the improved"):  # rewrite: only the response, shorter
+        return "A detailed answer that fits.", "stop"
+    if "Consider the following instruction" in prompt and "unhelpful" in prompt:
         return '"Well, it depends, basically, on many things, you know."', "stop"
-    if prompt.startswith("Consider the following instruction"):
+    if "Consider the following instruction" in prompt:
         return "One short paragraph.", "stop"
     if prompt.startswith("I am building") and "skills" in prompt:
         return "Here are some skills:\n1. Data Analysis\n2. creative-writing\n3. **Public Speaking**", "stop"

@@ -79,3 +79,11 @@ def test_errors_name_the_problem(tmp_path):
         SkillsStage.prepare_input(AggregateConfig(), pa.table({"id": ["0"], "index": [0]}), store=None)
     with pytest.raises(ConfigError, match="stage input has no 'names' column"):
         SkillsStage.prepare_input(AggregateConfig(), pa.table({"id": ["0"], "prompt": ["x"]}), store=None)
+
+
+def test_merge_threshold_is_off_by_default():
+    # The reference uses the extracted lists as they are: no embedding merge unless asked for.
+    assert AggregateConfig().merge_threshold is None
+    rows = mentions((["data_analysis", "cooking"], [None, None]), (["data_analytics", "Data Analysis"], [None, None]))
+    names = sorted(SkillsStage.prepare_input(AggregateConfig(), rows, store=None).column("name").to_pylist())
+    assert names == ["cooking", "data_analysis", "data_analytics"]  # only identical spellings merge

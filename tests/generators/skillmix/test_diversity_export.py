@@ -41,11 +41,11 @@ def test_sft_and_alpaca_exports_load_with_datasets(tmp_path, store_with_instruct
     sft = export_dataset(store_with_instructions, "instructions", tmp_path / "sft", fmt="sft")
     rows = datasets.load_from_disk(str(sft.path))
     assert sft.rows == 4 and rows[0]["messages"][0]["role"] == "user"
-    assert rows[0]["messages"][1] == {"role": "assistant", "content": "A detailed answer."}
+    assert rows[0]["messages"][1] == {"role": "assistant", "content": "A detailed answer that fits."}
     alpaca = export_dataset(store_with_instructions, "instructions", tmp_path / "alpaca", fmt="alpaca")
     loaded = datasets.load_dataset("parquet", data_files=f"{alpaca.path}/data/*.parquet", split="train")
     assert loaded.column_names == ["id", "instruction", "input", "output"]
-    assert loaded[0]["input"] == "" and loaded[0]["output"] == "A detailed answer."
+    assert loaded[0]["input"] == "" and loaded[0]["output"] == "A detailed answer that fits."
     assert loaded[0]["instruction"].startswith("A sharper question needing")
 
 
