@@ -75,6 +75,11 @@ def _text(value: Any, name: str, problems: list[tuple[str, str]]) -> str | None:
         return None
     if len(value) > MAX_TEXT:
         problems.append((name, f"longer than {MAX_TEXT} characters"))
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") is valid JSON but no storable text
+        problems.append((name, "not valid Unicode text"))
+        return None
     return value.strip() or None
 
 

@@ -130,3 +130,47 @@ def test_store_from_environment(filled_store):
     result = subprocess.run([sys.executable, "-m", "factory.cli", "sql", "SELECT 1 AS one FROM prompts LIMIT 1",
                              "--format", "csv"], capture_output=True, text=True, env=env, timeout=120)
     assert result.stdout.splitlines() == ["one", "1"]
+
+
+def test_sql_as_of_a_run_a_version_and_a_data_set(tmp_path, tiny_model_dir):
+    store = tmp_path / "store"
+    path = write_pipeline(tmp_path, generate_pipeline(str(tiny_model_dir), n=1), prompts(2))
+    factory("run", str(path), "--executor", "local", store=store)
+    first_run = Store(store).sql("SELECT run_id FROM runs")["run_id"][0]
+    write_pipeline(tmp_path, generate_pipeline(str(tiny_model_dir), n=1), prompts(5))
+    factory("run", str(path), "--executor", "local", store=store)
+
+    def rows(*extra):
+        out = factory("sql", "SELECT count(*) AS n FROM responses", "--format", "csv", *extra, store=store).stdout
+        return int(out.splitlines()[1])
+
+    assert rows() == 5
+    assert rows("--as-of", first_run) == 2  # the versions the first run read and left
+    assert rows("--as-of", "responses=1") == 2  # version 1: the first commit, one batch of 2 prompts
+    assert rows("--as-of", "0") == 0  # every data set at version 0: the empty table
+    assert_user_error(factory("sql", "SELECT 1", "--as-of", "no-such-run", store=store, check=False),
+                      "no training run, run or stage run")
+    assert_user_error(factory("sql", "SELECT * FROM responses", "--as-of", "responses=999", store=store,
+                              check=False), "version")
+
+
+def test_compact_vacuum_and_migrate_commands(tmp_path):
+    from tests.factory.test_store import table
+
+    store = Store(tmp_path / "store")
+    for i in range(5):
+        store.append("d", table([f"r{i}"]))
+    assert "d: 5 files compacted into 1" in factory("compact", store=tmp_path / "store").stdout
+    assert "d: removed 5 files" in factory("vacuum", "--retention-hours", "0", store=tmp_path / "store").stdout
+    assert "nothing to migrate" in factory("migrate", store=tmp_path / "store").stdout
+    assert_user_error(factory("compact", "nope", store=tmp_path / "store", check=False), "no data set 'nope'")
+
+
+def test_hostile_sql_through_the_cli(filled_store, tmp_path):
+    target = next((filled_store / "responses").glob("*.parquet"))
+    attack = f"EXPLAIN ANALYZE COPY (SELECT * FROM responses) TO '{target}' (FORMAT parquet)"
+    assert_user_error(factory("sql", attack, store=filled_store, check=False), "refused", "EXPLAIN COPY")
+    assert_user_error(factory("sql", "SELECT * FROM read_text('/proc/self/environ')", store=filled_store,
+                              check=False), "file system operations are disabled")
+    assert_user_error(factory("sql", "SELECT CAST(prompt AS INTEGER) FROM responses", store=filled_store,
+                              check=False), "SQL error: Conversion Error")

@@ -144,3 +144,29 @@ def test_train_steps_need_their_config_file(tmp_path):
     raw["train"] = [{"kind": "pretrain", "config": "missing.yaml"}]
     with pytest.raises(ConfigError, match=r"train\[0\]\.kind"):
         parse(raw, tmp_path)
+
+
+@pytest.mark.parametrize(("field", "value", "where"), [
+    ("output", "order", r"stages\[0\]\.output: .*invalid data set name 'order': it is a reserved SQL keyword"),
+    ("output", "../../outside_store", r"stages\[0\]\.output: .*invalid data set name '\.\./\.\./outside_store'"),
+    ("output", "a/b", r"stages\[0\]\.output: .*invalid data set name 'a/b'"),
+    ("output", "Runs", r"stages\[0\]\.output: .*lower-case"),
+    ("input", {"dataset": "select"}, r"stages\[0\]\.input\.dataset: .*reserved SQL keyword"),
+    ("input", {"seed": "prompts.jsonl", "dataset": "Prompts"}, r"stages\[0\]\.input\.dataset: .*lower-case"),
+])
+def test_bad_data_set_names_fail_before_any_work(tmp_path, field, value, where):
+    raw = generate_pipeline("org/m")
+    raw["stages"][0][field] = value
+    path = write_pipeline(tmp_path, raw, prompts(2))
+    with pytest.raises(ConfigError, match=where):
+        load_pipeline(path)
+    assert not (tmp_path / "store").exists() and not (tmp_path.parent / "outside_store").exists()
+
+
+def test_a_seed_file_stem_becomes_a_lower_case_name(tmp_path):
+    raw = generate_pipeline("org/m")
+    raw["stages"][0]["input"] = {"seed": "My Prompts.jsonl"}
+    write_pipeline(tmp_path, raw, prompts(2))
+    (tmp_path / "prompts.jsonl").rename(tmp_path / "My Prompts.jsonl")
+    pipeline = load_pipeline(tmp_path / "pipeline.yaml")
+    assert pipeline.seed_dataset(pipeline.stages[0]) == "my_prompts"

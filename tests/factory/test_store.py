@@ -222,3 +222,31 @@ def test_a_record_type_that_gained_a_column(tmp_path):
     store.append("runs", pa.table({"id": ["b"], "value": [2], "versions": ['{"d": 3}']}))
     assert store.sql("SELECT id, versions FROM runs ORDER BY id").rows() == [("a", None), ("b", '{"d": 3}')]
     assert Store(tmp_path).datasets()[0].columns == {"id": "VARCHAR", "value": "BIGINT", "versions": "VARCHAR"}
+
+
+def write_legacy_store(root):
+    """A store as the landed (pre-Delta) version left it: shard folders, one unfinished shard."""
+    for name, shards in (("responses", 3), ("runs", 1)):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(shards):
+            pq.write_table(table([f"{name}-{i}-{j}" for j in range(4)]), folder / f"part-{i:020d}-abcd{i}.parquet")
+    (root / "responses" / "part-99999999999999999999-dead.parquet.tmp").write_bytes(b"half a shard")
+    (root / ".locks").mkdir()
+
+
+def test_migrate_a_store_written_before_delta(tmp_path):
+    write_legacy_store(tmp_path)
+    store = Store(tmp_path)
+    assert store.legacy_datasets() == ["responses", "runs"]
+    with pytest.raises(StoreError, match="factory migrate"):
+        store.sql("SELECT count(*) FROM responses")
+    with pytest.raises(StoreError, match="factory migrate"):  # nothing is written next to the old shards
+        store.append("responses", table(["new"]))
+    assert store.migrate() == ["responses", "runs"]
+    assert Store(tmp_path).migrate() == []  # idempotent
+    migrated = Store(tmp_path)
+    assert count(migrated, "responses") == (12, 12) and count(migrated, "runs") == (4, 4)
+    migrated.append("responses", table(["new"]))
+    assert count(migrated, "responses") == (13, 13)
+    assert not list((tmp_path / "responses").glob("*.tmp"))
