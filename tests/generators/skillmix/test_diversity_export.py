@@ -28,7 +28,7 @@ def test_report_mean_cosine_and_near_duplicates():
 @pytest.fixture
 def store_with_instructions(tmp_path):
     store = Store(tmp_path / "store")
-    store.append("query_types", pa.table({"name": ["Planning"], "definition": ["plans"]}))
+    store.append("query_types", pa.table({"id": ["t1"], "name": ["Planning"], "definition": ["plans"]}))
     skills = pa.table({"id": ["a", "b", "c"], "name": ["baking", "budgeting", "poetry"]})
     config = SkillMixConfig(num_examples=4)
     items = SkillMixGenerateStage.prepare_input(config, skills, store)

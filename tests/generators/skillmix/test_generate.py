@@ -16,6 +16,7 @@ SKILLS = pa.table({"id": [f"s{i}" for i in range(6)], "name": [f"skill_{i}" for 
 def store(tmp_path):
     store = Store(tmp_path / "store")
     store.append("query_types", pa.table({
+        "id": ["t1", "t2", "t3"],
         "name": ["Information-Seeking", "Help-Seeking", "Planning"],
         "definition": ["wants facts", "wants help", None],
         "error": pa.array([None, None, None], pa.string()),
