@@ -84,3 +84,27 @@ def test_split_is_stable_and_resume_name_ignores_max_steps(tmp_path, tiny_model_
     long = short.model_copy(deep=True)
     long.training.max_steps = 99
     assert run_name(short) == run_name(long)
+
+
+def test_training_data_is_read_at_recorded_table_versions(tmp_path, tiny_model_dir):
+    """The run records the table version of every data set; reading at those versions gives the
+    same rows after the data set changed, through `--as-of TRAINING_RUN_ID` too."""
+    import json
+
+    import pyarrow as pa
+
+    from factory.snapshots import resolve_as_of
+    from factory.store import Store
+    from tests.trainers.conftest import _rows
+
+    store = Store(tmp_path / "store")
+    rows = [row for row in _rows("responses") if row["error"] is None]
+    store.append("responses", pa.Table.from_pylist(rows[:4]))
+    data = _data(tmp_path, tiny_model_dir, store, "sft", data={"dataset": "responses"})
+    assert data.snapshot.versions == {"responses": store.version("responses")}
+    store.append("responses", pa.Table.from_pylist(rows[4:]))
+    store.delete("responses", [rows[0]["id"]])
+    store.append("training_runs", pa.table({"id": ["t1"], "data_versions": [json.dumps(data.snapshot.versions)]}))
+    then = store.sql("SELECT id FROM responses ORDER BY id", as_of=resolve_as_of(store, ["t1"]))["id"].to_list()
+    assert then == sorted(data.snapshot.row_ids)
+    assert store.sql("SELECT count(*) AS n FROM responses")["n"][0] == len(rows) - 1
