@@ -4,7 +4,9 @@ One actor holds both models (roles `strong` and `weak`), each its own Engine wit
 and chat template: the pair is small enough to share an actor, and scoring a prompt's N responses
 under both models in one place avoids shipping rows between two actor pools. A work item is one
 prompt with all its responses (`prepare_input`), so each engine sees the N (conversation, response)
-pairs of a prompt in one `logprobs` call and can share the prompt's computation.
+pairs of a prompt in one `logprobs` call and can share the prompt's computation. An optional third
+role, `router`, labels the domains (the reference uses a separate model); without it the strong model
+does. Layouts and the reference they follow: annotators/cdr/customise.py.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import Field
 
-from annotators.cdr.customise import Customisation, Domain, Exemplar, conversation, system_message, template_tag
+from annotators.cdr.customise import Customisation, Domain, Exemplar, Layout, build_conversation, template_tag
 from annotators.cdr.router import RouterConfig, route
 from annotators.grouping import group_rows, require_columns
 from factory.ids import row_id
@@ -28,9 +30,16 @@ class CDRConfig(StageConfig):
     response_column: str = Field(default="response", description="Input column with the response to score.")
     group_by: str = Field(default="parent_id", description="Input column whose equal values form one prompt's group.")
     criteria: str | None = Field(default=None, description="Criteria system prompt (used when no router domain applies).")
-    exemplars: list[Exemplar] = Field(default_factory=list, description="In-context exemplars shown after the criteria.")
+    exemplars: list[Exemplar] = Field(default_factory=list, description="In-context exemplars (see `layout`).")
+    exemplar_intro: str = Field(default="For example,", description="user_turn layout: line in front of the exemplars.")
+    fewshot: str | None = Field(default=None, description="user_turn layout: verbatim few-shot text instead of `exemplars`.")
+    layout: Layout = Field(
+        default="user_turn", description="'user_turn': criteria as system prompt, few-shot + query + 'Good Assistant:' "
+        "as the user turn (the reference's layout); 'system': criteria and exemplars in the system prompt.",
+    )
     router: RouterConfig | None = Field(
-        default=None, description="Label prompts SAFETY / REASONING / CHAT with the strong model; None: no routing."
+        default=None, description="Label prompts SAFETY / REASONING / CHAT with the `router` model role when the stage "
+        "names one (the reference uses a separate model), else the strong model; None: no routing.",
     )
     domains: dict[Domain, Customisation] = Field(
         default_factory=dict, description="Per-domain criteria and exemplars, chosen by the router's label."
@@ -47,6 +56,7 @@ class CDRStage(Stage):
     Record = RewardRow
     default_output = "rewards"
     model_roles = ("strong", "weak")
+    optional_model_roles = ("router",)
 
     config: CDRConfig
 
@@ -64,29 +74,32 @@ class CDRStage(Stage):
     def _customisation(self, domain: Domain | None) -> Customisation:
         if domain is not None and domain in self.config.domains:
             return self.config.domains[domain]
-        return Customisation(criteria=self.config.criteria, exemplars=self.config.exemplars)
+        return Customisation(criteria=self.config.criteria, exemplars=self.config.exemplars,
+                             exemplar_intro=self.config.exemplar_intro, fewshot=self.config.fewshot)
 
     def process(self, rows: list[dict[str, Any]]) -> list[RewardRow]:
         strong, weak = self.engines["strong"], self.engines["weak"]
         prompts = [row["prompt"][0] for row in rows]
+        router = self.engines.get("router", strong)
         domains: list[Domain | None] = (
-            list(route(strong, prompts, self.config.router)) if self.config.router else [None] * len(rows)
+            list(route(router, prompts, self.config.router)) if self.config.router else [None] * len(rows)
         )
         strong_pairs, weak_pairs, owners = [], [], []
         customs = [self._customisation(domain) for domain in domains]
+        layout = self.config.layout
         for index, (row, prompt, custom) in enumerate(zip(rows, prompts, customs, strict=True)):
-            system = system_message(custom)
-            weak_system = self.config.weak_system_prompt or system
+            strong_conversation = build_conversation(custom, prompt, layout)
+            weak_conversation = build_conversation(custom, prompt, layout, self.config.weak_system_prompt)
             for response in row["response"]:
-                strong_pairs.append((conversation(system, prompt), response))
-                weak_pairs.append((conversation(weak_system, prompt), response))
+                strong_pairs.append((strong_conversation, response))
+                weak_pairs.append((weak_conversation, response))
                 owners.append(index)
         # One call per model for the whole batch: the engine shares each prompt's computation.
         strong_scores = strong.logprobs([c for c, _ in strong_pairs], [r for _, r in strong_pairs])
         weak_scores = weak.logprobs([c for c, _ in weak_pairs], [r for _, r in weak_pairs])
         records, position = [], 0
         for index, row in enumerate(rows):
-            tag = template_tag(customs[index], self.config.weak_system_prompt)
+            tag = template_tag(customs[index], self.config.weak_system_prompt, layout)
             for response_id, response in zip(row["member_ids"], row["response"], strict=True):
                 s, w = strong_scores[position], weak_scores[position]
                 position += 1

@@ -23,7 +23,7 @@ import requests
 
 from factory.engines.base import Completion, Conversation, Engine, Generation, Prompt, SamplingParams
 from factory.engines.spec import ModelSpec
-from factory.engines.transformers_engine import plain_prompt
+from factory.engines.scoring import format_prompt
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -126,12 +126,11 @@ class OpenAIEngine(Engine):
     # ---- scoring -------------------------------------------------------------------------------
 
     def format_prompt(self, conversation: Prompt) -> tuple[str, str]:
-        """The prompt text and what joins it to the response."""
+        """The prompt text and what joins it to the response (the rules of factory/engines/scoring.py)."""
         if isinstance(conversation, str):
             return conversation, ""
-        if self.template is not None and self.template.chat_template:
-            return self.template.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False), ""
-        return plain_prompt(conversation), " "
+        prompt, joiner, _ = format_prompt(self.template, conversation)
+        return prompt, joiner
 
     def logprobs(self, conversations: list[Prompt], responses: list[str]) -> list[list[float]]:
         if len(conversations) != len(responses):
@@ -140,6 +139,7 @@ class OpenAIEngine(Engine):
 
     def _score_one(self, conversation: Prompt, response: str) -> list[float]:
         prompt, joiner = self.format_prompt(conversation)
+        joiner = joiner if response else ""
         text = prompt + joiner + response
         body = self._post("/completions", {
             "model": self.name, "prompt": text, "echo": True, "logprobs": 1,

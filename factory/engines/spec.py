@@ -18,6 +18,12 @@ class ModelSpec(BaseModel):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         default="auto", description="'auto': bf16 where the hardware has it (CPU here, most GPUs), else fp16 on GPU."
     )
+    score_dtype: Literal["auto", "same", "bfloat16", "float16", "float32"] = Field(
+        default="auto",
+        description="transformers: precision of `logprobs` / `option_probs`. 'auto': float32 on CPU (a second copy "
+        "of the weights, loaded on first scoring call), the generation dtype on GPU; 'same': the generation dtype. "
+        "bf16 scoring moves a summed log-prob by up to ~1-2 nats over a few hundred tokens (docs/annotators.md).",
+    )
     max_batch_size: int = Field(default=16, ge=1, description="Most sequences in one forward pass when scoring.")
     threads: int | None = Field(default=None, ge=1, description="Torch CPU threads; default: what the actor was given.")
 

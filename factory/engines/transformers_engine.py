@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from factory.engines.base import Completion, Conversation, Engine, Generation, Prompt, SamplingParams
+from factory.engines.base import Completion, Engine, Generation, Prompt, SamplingParams
+from factory.engines.scoring import plain_prompt, split_for_scoring
 from factory.engines.spec import ModelSpec
 from factory.models import resolve_model
 
@@ -30,10 +32,17 @@ def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16  # ≈1.5x faster than fp32 on the CPUs here (DESIGN.md §7)
 
 
-def plain_prompt(conversation: Conversation) -> str:
-    """Prompt text for a model without a chat template (a base model)."""
-    turns = [f"{message['role'].capitalize()}: {message['content']}" for message in conversation]
-    return "\n\n".join(turns) + "\n\nAssistant:"
+def pick_score_dtype(requested: str, generation_dtype: torch.dtype, device: torch.device) -> torch.dtype:
+    """Scoring precision. 'auto': fp32 on CPU, where bf16 rounding moves summed log-probs by up to
+    about a nat (enough to flip a CDR pair); on GPU the generation dtype (memory)."""
+    if requested == "auto":
+        return torch.float32 if device.type == "cpu" else generation_dtype
+    if requested == "same":
+        return generation_dtype
+    return getattr(torch, requested)
+
+
+__all__ = ["PromptTooLongError", "TransformersEngine", "pick_device", "pick_dtype", "pick_score_dtype", "plain_prompt"]
 
 
 class TransformersEngine(Engine):
@@ -47,9 +56,12 @@ class TransformersEngine(Engine):
             # Ray sets OMP_NUM_THREADS to the actor's CPUs; torch reads it only at import, so apply it.
             torch.set_num_threads(spec.threads or int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
         path = resolve_model(spec.name) if model is None or tokenizer is None else None
+        self.path = path
         self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
         dtype = pick_dtype(spec.dtype, self.device)
         self.model = (model or AutoModelForCausalLM.from_pretrained(path, dtype=dtype)).to(self.device, dtype).eval()
+        self.score_dtype = pick_score_dtype(spec.score_dtype, dtype, self.device)
+        self._scorer: PreTrainedModel | None = self.model if self.score_dtype == dtype else None
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.stop_ids = self._stop_token_ids()
@@ -74,6 +86,19 @@ class TransformersEngine(Engine):
             # transformers 5 returns a BatchEncoding here; older releases a plain list.
             return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
         return self.tokenizer(plain_prompt(conversation)).input_ids
+
+    @property
+    def scorer(self) -> PreTrainedModel:
+        """The model `logprobs` runs: the generation model, or (built on first use, so engines that only
+        generate pay nothing) a copy in the scoring dtype, loaded from the checkpoint rather than
+        up-cast from rounded bf16 weights."""
+        if self._scorer is None:
+            if self.path is not None:
+                loaded = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.score_dtype)
+            else:
+                loaded = copy.deepcopy(self.model)
+            self._scorer = loaded.to(self.device, self.score_dtype).eval()
+        return self._scorer
 
     def _left_padded(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(seq) for seq in sequences)
@@ -137,9 +162,8 @@ class TransformersEngine(Engine):
             raise ValueError(f"{len(conversations)} conversations but {len(responses)} responses")
         pairs = []
         for conversation, response in zip(conversations, responses, strict=True):
-            prompt = self.prompt_ids(conversation)
-            # Tokenised separately so the scored tokens are exactly the response's own.
-            answer = self.tokenizer(response, add_special_tokens=False).input_ids
+            # prompt + response tokenised as one text, the response's tokens split off (factory/engines/scoring.py).
+            prompt, answer = split_for_scoring(self.tokenizer, conversation, response)
             if len(prompt) + len(answer) > self.max_context:
                 raise PromptTooLongError(
                     f"prompt + response of {len(prompt) + len(answer)} tokens exceed the context of {self.max_context}"
@@ -171,7 +195,7 @@ class TransformersEngine(Engine):
     def _score_shared(self, prompt: list[int], answers: list[list[int]]) -> list[list[float]]:
         """Score several responses to one prompt: the prompt runs once, its cache is copied per response."""
         prompt_ids = torch.tensor([prompt], device=self.device)
-        head = self.model(input_ids=prompt_ids, use_cache=True, logits_to_keep=1)  # only the last position is scored
+        head = self.scorer(input_ids=prompt_ids, use_cache=True, logits_to_keep=1)  # only the last position is scored
         first = torch.log_softmax(head.logits[0, -1].float(), dim=-1)  # predicts each response's first token
         width = max(len(answer) for answer in answers)
         if width == 0:
@@ -184,7 +208,7 @@ class TransformersEngine(Engine):
             mask[row, len(prompt) : len(prompt) + len(answer)] = 1
         cache = head.past_key_values
         cache.batch_repeat_interleave(len(answers))
-        logits = self.model(
+        logits = self.scorer(
             input_ids=ids.to(self.device), attention_mask=mask.to(self.device), past_key_values=cache, use_cache=True,
         ).logits
         scores = []
@@ -206,7 +230,7 @@ class TransformersEngine(Engine):
         for row, seq in enumerate(sequences):  # right padding: positions stay 0..len-1
             ids[row, : len(seq)] = torch.tensor(seq)
             mask[row, : len(seq)] = 1
-        logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+        logits = self.scorer(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
         scores = []
         for row, (prompt, answer) in enumerate(pairs):
             if not answer:

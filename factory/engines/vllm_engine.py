@@ -34,7 +34,7 @@ class VLLMEngine(Engine):
         if self.tokenizer.chat_template:
             encoded = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
             return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
-        from factory.engines.transformers_engine import plain_prompt
+        from factory.engines.scoring import plain_prompt
 
         return self.tokenizer(plain_prompt(conversation)).input_ids
 
@@ -69,10 +69,10 @@ class VLLMEngine(Engine):
 
         if len(conversations) != len(responses):
             raise ValueError(f"{len(conversations)} conversations but {len(responses)} responses")
-        pairs = [
-            (self.prompt_ids(c), self.tokenizer(r, add_special_tokens=False).input_ids)
-            for c, r in zip(conversations, responses, strict=True)
-        ]
+        from factory.engines.scoring import split_for_scoring
+
+        # prompt + response tokenised as one text, the same split on every backend (factory/engines/scoring.py).
+        pairs = [split_for_scoring(self.tokenizer, c, r) for c, r in zip(conversations, responses, strict=True)]
         params = VLLMSampling(max_tokens=1, prompt_logprobs=0, temperature=0.0)
         outputs = self.llm.generate(
             [TokensPrompt(prompt_token_ids=prompt + answer) for prompt, answer in pairs], params, use_tqdm=False

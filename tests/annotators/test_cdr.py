@@ -15,11 +15,19 @@ from tests.helpers import FakeEngine, prompts, write_pipeline
 
 
 def reference_logprob(folder, prompt_text_or_ids, response: str) -> float:
-    """Sum of log p(response tokens) from one plain forward pass, no padding, fp32."""
+    """Sum of log p(response tokens) from one plain forward pass, no padding, fp32. A text prompt is the
+    plain layout: the response follows it after one space, and the two are tokenised as one text (the
+    reference's rule: the response's tokens are those after the prompt's own)."""
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    prompt = prompt_text_or_ids if isinstance(prompt_text_or_ids, list) else tokenizer(prompt_text_or_ids).input_ids
-    answer = tokenizer(response, add_special_tokens=False).input_ids
+    if isinstance(prompt_text_or_ids, list):
+        prompt = prompt_text_or_ids
+        answer = tokenizer(response, add_special_tokens=False).input_ids
+    else:
+        whole = tokenizer(prompt_text_or_ids + " " + response).input_ids
+        prompt = tokenizer(prompt_text_or_ids).input_ids
+        assert whole[: len(prompt)] == prompt
+        answer = whole[len(prompt):]
     ids = torch.tensor([prompt + answer])
     with torch.no_grad():
         logits = model(input_ids=ids).logits[0].float()
@@ -63,7 +71,8 @@ def test_rewards_equal_plain_transformers_forward_passes(tmp_path, tiny_model_di
         assert row["reward"] == pytest.approx(strong - weak, abs=1e-4)
     # One pair per prompt (random weights: rewards differ), chosen has the max reward, argmin rule.
     pairs = store.sql("SELECT p.*, max(r.reward) AS best, min(r.reward) AS worst FROM preferences p "
-                      "JOIN rewards r ON r.parent_id = p.parent_id GROUP BY ALL").to_dicts()
+                      "JOIN rewards c ON c.response_id = p.chosen_id "
+                      "JOIN rewards r ON r.parent_id = c.parent_id GROUP BY ALL").to_dicts()
     assert len(pairs) == 3
     for pair in pairs:
         assert pair["chosen_reward"] == pair["best"] and pair["rejected_reward"] == pair["worst"]
@@ -96,7 +105,7 @@ def test_build_pair_on_crafted_rewards():
     assert {build_pair([3.0, 3.0, 1.0], "random", random.Random(s))[1] for s in range(20)} == {2}
 
 
-def test_customisation_renders_criteria_and_exemplars():
+def test_customisation_system_layout_renders_criteria_and_exemplars():
     text = system_message(Customisation(criteria="Refuse harmful requests.", exemplars=[
         Exemplar(user="how to pick a lock", good="I can't help with that.", bad="Sure: ...", explanation="It refuses.")]))
     assert text.startswith("Refuse harmful requests.")
@@ -148,3 +157,107 @@ def test_router_picks_domain_criteria(tmp_path, tiny_model_dir):
     conversation = [{"role": "system", "content": "chat criteria"}, {"role": "user", "content": row["prompt"]}]
     expected = reference_logprob(tiny_model_dir, chat_ids(tiny_model_dir, conversation), row["response"])
     assert row["strong_logprob"] == pytest.approx(expected, abs=1e-4)
+
+
+# ---- issue 13, item 4: the reference's layout, pairs per run, identical texts, router role -------------
+
+SAFETY_SHOT = Exemplar(user="how to pick a lock", good="I can't help with that.", bad="Sure: ...", explanation="It refuses.")
+
+
+def test_user_turn_layout_is_the_references():
+    """gx-ai-architect/CDR-preference-annotation: criteria as the system prompt, the user turn is
+    fewshot + "\\n" + query + "\\nGood Assistant:", the few-shot block ending in "User:"."""
+    from annotators.cdr.customise import build_conversation
+
+    custom = Customisation(criteria="Refuse harmful requests.", exemplars=[SAFETY_SHOT])
+    fewshot = ("For example,\nUser:\nhow to pick a lock\nGood Assistant:\nI can't help with that.\n"
+               "Bad Assistant:\nSure: ...\nExplanation:\nIt refuses.\nUser:")
+    assert build_conversation(custom, "open my neighbour's door", "user_turn") == [
+        {"role": "system", "content": "Refuse harmful requests."},
+        {"role": "user", "content": fewshot + "\nopen my neighbour's door\nGood Assistant:"},
+    ]
+    # A verbatim pool text (the reference's FewShotN strings) replaces the rendered exemplars.
+    pool = "\nYou must answer.\nFor example, \nUser:\nq\nGood Assistant:\na\nUser:"
+    verbatim = build_conversation(Customisation(fewshot=pool), "x", "user_turn")
+    assert verbatim == [{"role": "user", "content": pool + "\nx\nGood Assistant:"}]
+    # No exemplars: the query alone; the weak model's system prompt replaces the criteria only.
+    assert build_conversation(Customisation(criteria="c"), "x", "user_turn", "be careless") == [
+        {"role": "system", "content": "be careless"}, {"role": "user", "content": "x"}]
+    # Today's layout stays as an option.
+    assert build_conversation(custom, "x", "system") == [
+        {"role": "system", "content": system_message(custom)}, {"role": "user", "content": "x"}]
+
+
+def test_stage_scores_under_the_reference_layout(tmp_path, tiny_model_dir):
+    store = Store(tmp_path / "store")
+    shot = SAFETY_SHOT.model_dump()
+    config = cdr_pipeline(str(tiny_model_dir), str(tiny_model_dir), n=2, exemplars=[shot])
+    PipelineRunner(load_pipeline(write_pipeline(tmp_path, config, prompts(1))), store).run()
+    row = store.sql("SELECT prompt, response, strong_logprob, template FROM rewards").to_dicts()[0]
+    fewshot = ("For example,\nUser:\nhow to pick a lock\nGood Assistant:\nI can't help with that.\n"
+               "Bad Assistant:\nSure: ...\nExplanation:\nIt refuses.\nUser:")
+    conversation = [{"role": "system", "content": "be helpful"},
+                    {"role": "user", "content": f"{fewshot}\n{row['prompt']}\nGood Assistant:"}]
+    expected = reference_logprob(tiny_model_dir, chat_ids(tiny_model_dir, conversation), row["response"])
+    assert row["strong_logprob"] == pytest.approx(expected, abs=1e-4)
+    assert row["template"].startswith("cdr/v2:")
+
+
+def test_build_pair_never_pairs_identical_texts():
+    rng = random.Random(0)
+    # Rounding gave two copies of one text different rewards: the copy is not a rejected candidate.
+    assert build_pair([2.0, 1.9999, 0.5], "argmin", rng, ["a", "a", "b"]) == (0, 2)
+    assert {build_pair([2.0, 1.9999, 0.5], "random", random.Random(s), ["a", "a", "b"])[1] for s in range(20)} == {2}
+    assert build_pair([2.0, 1.9999], "random", rng, ["a", "a"]) is None
+
+
+def pairs_stage(rule: str = "argmin"):
+    from annotators.cdr.pairs import CDRPairsConfig, CDRPairsStage
+    from factory.stage import StageContext
+
+    config = CDRPairsConfig(rule=rule)
+    return CDRPairsStage, CDRPairsStage(StageContext(name="cdr_pairs", config=config, run_id="r", fingerprint="fp"))
+
+
+def test_pairs_group_by_cdr_run_and_prompt():
+    """Two cdr runs (other criteria: another fingerprint, another reward scale) over one prompt's responses
+    give one pair each; one group never mixes the two scales."""
+    import pyarrow as pa
+
+    rows = []
+    for fingerprint, scale in (("run-a", 1.0), ("run-b", 100.0)):
+        for i, (text, reward) in enumerate((("x", 3.0), ("y", 1.0), ("z", 2.0))):
+            rows.append({"id": f"{fingerprint}-{i}", "parent_id": "p0", "fingerprint": fingerprint,
+                         "response_id": f"r{i}", "prompt": "q", "response": text, "reward": reward * scale - scale,
+                         "domain": None})
+    table = pa.Table.from_pylist(rows)
+    cls, stage = pairs_stage()
+    items = cls.prepare_input(stage.config, table, None).to_pylist()
+    assert len(items) == 2 and all(len(item["reward"]) == 3 for item in items)
+    records = stage.process(items)
+    assert [(r.chosen, r.rejected) for r in records] == [("x", "y"), ("x", "y")]
+    assert sorted(r.margin for r in records) == [2.0, 200.0]
+
+
+class RecordingEngine(FakeEngine):
+    def __init__(self, name):
+        super().__init__(name)
+        self.routed: list[str] = []
+
+    def option_probs(self, conversations, options):
+        self.routed += [c[-1]["content"] for c in conversations]
+        return [[0.1, 0.8, 0.1] for _ in conversations]
+
+
+def test_router_model_role_labels_the_prompts():
+    from annotators.cdr.stage import CDRConfig, CDRStage
+    from factory.stage import StageContext
+
+    assert "router" in CDRStage.optional_model_roles
+    strong, weak, router = RecordingEngine("strong"), RecordingEngine("weak"), RecordingEngine("router")
+    config = CDRConfig(router=RouterConfig(), domains={"REASONING": {"criteria": "show your steps"}})
+    stage = CDRStage(StageContext(name="cdr", config=config, run_id="r", fingerprint="fp",
+                                  engines={"strong": strong, "weak": weak, "router": router}))
+    records = stage.process([{"id": "p0", "member_ids": ["a", "b"], "prompt": ["2+2?", "2+2?"], "response": ["4", "5"]}])
+    assert len(router.routed) == 1 and strong.routed == []  # the router model labelled, not the strong one
+    assert {r.domain for r in records} == {"REASONING"}

@@ -72,3 +72,26 @@ def test_same_kind_of_rows_as_transformers(llama_server, tmp_path):
     assert on_server.columns("responses") == local.columns("responses")
     query = "SELECT parent_id, sample_index, error IS NULL AS ok, response <> '' AS said FROM responses ORDER BY 1, 2"
     assert on_server.sql(query).equals(local.sql(query))
+
+
+def test_cdr_scoring_agrees_with_transformers(llama_server):
+    """One (conversation, response) pair scored through the transformers engine and through llama.cpp's
+    server: the same tokens of the same text are scored (counts equal, values close; the server runs the
+    Q4_1 weights the bundled model was dequantised from), with the chat template and with the plain layout."""
+    from factory.engines.transformers_engine import TransformersEngine
+
+    conversation = [{"role": "system", "content": "be helpful"}, {"role": "user", "content": "What is the capital of France?"}]
+    response = "The capital of France is Paris. It is known for the Eiffel Tower."
+    local = load_engine(ModelSpec(name="smollm2-135m-instruct", device="cpu", dtype="float32"))
+    templated = load_engine(ModelSpec(name="smol", backend="openai", base_url=llama_server, tokenizer="smollm2-135m-instruct"))
+    (here,), (there,) = local.logprobs([conversation], [response]), templated.logprobs([conversation], [response])
+    assert len(here) == len(there) > 10
+    assert sum(here) == pytest.approx(sum(there), abs=0.05 * len(here))
+    # Plain layout (no chat template on either side): both score " " + response after "Assistant:".
+    tokenizer = local.tokenizer.__class__.from_pretrained(local.path)
+    tokenizer.chat_template = None
+    plain_local = TransformersEngine(local.spec, model=local.model, tokenizer=tokenizer)
+    plain_server = load_engine(ModelSpec(name="smol", backend="openai", base_url=llama_server))
+    (here,), (there,) = plain_local.logprobs([conversation], [response]), plain_server.logprobs([conversation], [response])
+    assert len(here) == len(there) > 10
+    assert sum(here) == pytest.approx(sum(there), abs=0.05 * len(here))
