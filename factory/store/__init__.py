@@ -37,7 +37,7 @@ from factory.errors import StoreError
 from factory.store.gate import View, check_read_only, first_line, open_gated, query_tables, referenced_names
 from factory.store.names import (DATASET_NAME, DatasetName, check_dataset_name, dataset_name_problem, quote_identifier,
                                  quote_literal)
-from factory.store.tables import (COMPACT_TARGET_BYTES, EXACT_VERSION, WRITER, CommitFailedError, DeltaError, DeltaTable,
+from factory.store.tables import (COMPACT_TARGET_BYTES, EXACT_VERSION, TABLE_CONFIGURATION, WRITER, CommitFailedError, DeltaError, DeltaTable,
                                   append_at_version, create_table, open_table, storage_options, table_schema)
 
 __all__ = ["Store", "DatasetInfo", "DatasetName", "VersionPin", "check_dataset_name", "dataset_name_problem", "quote_identifier",
@@ -114,11 +114,13 @@ class Store:
                 if handle is None:
                     self._create(dataset, table)
                     continue
+                first_look = dataset not in self._checked
                 checked = self._checked.get(dataset) == handle.version()
-                if not checked:  # someone else committed since (or nothing was checked): drop what they stored
+                if not checked:  # first look, or someone else committed since: drop what is stored
                     table = self._not_stored(dataset, handle, table, key)
                     if table.num_rows == 0:
                         return None
+                    checked = first_look  # a writer that never checked has no other rows pending
                 try:
                     append_at_version(handle, self._conform(dataset, handle, table))
                 except CommitFailedError:
@@ -219,7 +221,7 @@ class Store:
         table; their rows then go through the ordinary checked append."""
         try:
             DeltaTable.create(self.uri(dataset), _storable(table).schema, mode="ignore",
-                              storage_options=self._options)
+                              storage_options=self._options, configuration=TABLE_CONFIGURATION)
         except (DeltaError, OSError) as exc:
             if open_table(self.uri(dataset), self._options, dataset) is None:
                 raise StoreError(f"data set {dataset!r} cannot be created in {self.location}: "
