@@ -250,3 +250,30 @@ def test_migrate_a_store_written_before_delta(tmp_path):
     migrated.append("responses", table(["new"]))
     assert count(migrated, "responses") == (13, 13)
     assert not list((tmp_path / "responses").glob("*.tmp"))
+
+
+def test_readers_never_fail_while_another_writer_replaces_and_compacts(tmp_path):
+    """The rating app's pattern: answers replaced over and over while the overview reads them."""
+    Store(tmp_path).append("d", table([f"r{i}" for i in range(10)]))
+    done, failures, counts = threading.Event(), [], []
+
+    def writer():
+        try:
+            store = Store(tmp_path)
+            for round_ in range(30):
+                store.replace("d", pa.table({"id": [f"r{round_ % 10}"], "parent_id": ["changed"], "value": [round_]}))
+                if round_ % 10 == 9:
+                    Store(tmp_path).compact("d")  # another process's compaction
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    reader = Store(tmp_path)
+    while not done.is_set():
+        counts.append(count(reader))
+    thread.join()
+    assert not failures and counts and set(counts) == {(10, 10)}
+    assert not list(tmp_path.rglob("*.tmp"))
