@@ -104,6 +104,7 @@ class Store:
 
         Rows whose `key` another writer stored since this writer's rows were checked (by
         `without_done`) are dropped first, so concurrent runs of one stage never store an id twice.
+        A table without the `key` column is appended as it is (nothing to tell its rows apart by).
         """
         check_dataset_name(dataset)
         if table.num_rows == 0:
@@ -115,7 +116,7 @@ class Store:
                     self._create(dataset, table)
                     continue
                 first_look = dataset not in self._checked
-                checked = self._checked.get(dataset) == handle.version()
+                checked = self._checked.get(dataset) == handle.version() or key not in table.column_names
                 if not checked:  # first look, or someone else committed since: drop what is stored
                     table = self._not_stored(dataset, handle, table, key)
                     if table.num_rows == 0:

@@ -84,7 +84,7 @@ def diversity_report(vectors: np.ndarray, threshold: float = 0.9) -> DiversityRe
 
 def main(argv: Sequence[str] | None = None) -> int:
     from factory.errors import FactoryError
-    from factory.store import Store, check_dataset_name
+    from factory.store import Store, check_dataset_name, quote_identifier
 
     parser = argparse.ArgumentParser(prog="python -m generators.skillmix.diversity",
                                      description="Mean pairwise cosine similarity and near-duplicates of a text column.")
@@ -101,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not store.has(args.dataset):
             raise FactoryError(f"no data set {args.dataset!r} in store {store.location}")
         where = f" WHERE {args.where}" if args.where else ""
-        frame = store.sql(f"SELECT {args.column} AS text FROM {args.dataset}{where} ORDER BY id")
+        frame = store.sql(f"SELECT {quote_identifier(args.column)} AS text FROM {quote_identifier(args.dataset)}"
+                          f"{where} ORDER BY id")
     except FactoryError as exc:
         print(f"diversity: error: {exc}", file=sys.stderr)
         return 2

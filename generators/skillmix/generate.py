@@ -19,7 +19,7 @@ from factory.engines import SamplingParams
 from factory.errors import ConfigError, StoreError
 from factory.ids import stable_hash
 from factory.stage import Stage, StageConfig
-from factory.store import Store, check_dataset_name
+from factory.store import Store, check_dataset_name, quote_identifier
 from generators.skillmix.conversation import TEMPLATE_NAMES, ConversationRunner, Dialogue
 from generators.skillmix.parsing import Parsed, parse_example, strip_quotes
 from generators.skillmix.sampling import QueryType, draw_examples
@@ -107,7 +107,8 @@ class SkillMixGenerateStage(Stage):
             raise ConfigError(f"config.query_types_dataset: data set {dataset!r} has no 'name' column")
         definition = "definition" if "definition" in columns else "NULL"
         where = " WHERE error IS NULL" if "error" in columns else ""
-        rows = store.arrow(f"SELECT name, {definition} AS definition FROM {dataset}{where} ORDER BY name").to_pylist()
+        rows = store.arrow(f"SELECT name, {definition} AS definition FROM {quote_identifier(dataset)}{where} "
+                           "ORDER BY name").to_pylist()
         types: dict[str, QueryType] = {}
         for row in rows:
             if row["name"] and row["name"] not in types:  # re-runs with other configs may repeat a name

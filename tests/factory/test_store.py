@@ -277,3 +277,11 @@ def test_readers_never_fail_while_another_writer_replaces_and_compacts(tmp_path)
     thread.join()
     assert not failures and counts and set(counts) == {(10, 10)}
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_rows_without_ids_are_appended_as_they_are(tmp_path):
+    first, second = Store(tmp_path), Store(tmp_path)
+    first.append("notes", pa.table({"text": ["a"]}))
+    second.append("notes", pa.table({"text": ["a"]}))
+    first.append("notes", pa.table({"text": ["b"]}))  # conflicts with second's commit, then lands
+    assert first.sql("SELECT text FROM notes ORDER BY text")["text"].to_list() == ["a", "a", "b"]
