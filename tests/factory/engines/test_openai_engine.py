@@ -28,6 +28,17 @@ def test_retries_429_then_succeeds():
     assert path == "/v1/chat/completions" and payload["model"] == "served-model" and payload["max_tokens"] == 5
 
 
+def test_formatted_text_goes_to_completions_as_it_is():
+    # A str prompt is already formatted (a guard's official wrapper): no chat template, no messages.
+    text = "[INST] Task: classify [/INST]"
+    reply = {"choices": [{"index": 0, "text": " safe", "finish_reason": "stop"}], "usage": {"prompt_tokens": 9}}
+    with FaultServer(lambda number, path, payload: (200, json.dumps(reply), 0.0)) as server:
+        (generation,) = engine_for(server).generate([text], SamplingParams(max_new_tokens=4))
+    assert generation.error is None and [c.text for c in generation.completions] == ["safe"]
+    path, payload, _ = server.requests[-1]
+    assert path == "/v1/completions" and payload["prompt"] == text and "messages" not in payload
+
+
 @pytest.mark.parametrize("reply, message", [
     ((500, "boom", 0), "HTTP 500"),
     ((200, "{not json", 0), "malformed JSON"),
