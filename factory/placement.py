@@ -1,25 +1,30 @@
-"""Where a stage's batches run: Ray Data actor pools, or this process. Same stage code either way."""
+"""Where a stage's batches run: Ray Data actor pools, or this process. Same stage code either way.
+
+The stage's engines come from the run (factory.engines.shared): loaded once per run and shared by
+every stage that names the model; a stage actor only holds them.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import pyarrow as pa
 
 from factory.config import PlannedStage
-from factory.engines import load_engine
+from factory.engines import Engine
 from factory.engines.metered import USAGE_KEY, MeteredEngine, Usage
 from factory.stage import Stage, StageContext
 
 
 class StageActor:
-    """The Ray Data UDF: builds the stage (and loads its models) once, then maps batches."""
+    """The Ray Data UDF: builds the stage once around the run's engines, then maps batches."""
 
-    def __init__(self, planned: PlannedStage, run_id: str):
+    def __init__(self, planned: PlannedStage, run_id: str, engines: Mapping[str, Engine]):
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # batches already use every thread
-        self.engines = {role: MeteredEngine(load_engine(spec)) for role, spec in planned.models.items()}
+        # A metering wrapper per stage actor: usage is counted per stage even where engines are shared.
+        self.engines = {role: MeteredEngine(engine) for role, engine in engines.items()}
         context = StageContext(planned.name, planned.config, run_id, planned.fingerprint, dict(self.engines))
         self.stage: Stage = planned.stage_class(context)
 
@@ -37,8 +42,8 @@ def batches(table: pa.Table, batch_size: int) -> list[pa.Table]:
     return [table.slice(start, batch_size) for start in range(0, table.num_rows, batch_size)]
 
 
-def run_local(planned: PlannedStage, run_id: str, todo: pa.Table) -> Iterator[pa.Table]:
-    actor = StageActor(planned, run_id)
+def run_local(planned: PlannedStage, run_id: str, todo: pa.Table, engines: Mapping[str, Engine]) -> Iterator[pa.Table]:
+    actor = StageActor(planned, run_id, engines)
     for batch in batches(todo, planned.spec.resources.batch_size):
         yield actor(batch)
 
@@ -53,7 +58,7 @@ def ensure_ray() -> None:
                  log_to_driver=False, logging_level=logging.WARNING, configure_logging=False)
 
 
-def run_ray(planned: PlannedStage, run_id: str, todo: pa.Table) -> Iterator[pa.Table]:
+def run_ray(planned: PlannedStage, run_id: str, todo: pa.Table, engines: Mapping[str, Engine]) -> Iterator[pa.Table]:
     import ray.data
 
     ensure_ray()
@@ -66,14 +71,12 @@ def run_ray(planned: PlannedStage, run_id: str, todo: pa.Table) -> Iterator[pa.T
     dataset = ray.data.from_arrow(batches(todo, resources.batch_size))
     mapped = dataset.map_batches(
         StageActor,
-        fn_constructor_kwargs={"planned": planned, "run_id": run_id},
+        fn_constructor_kwargs={"planned": planned, "run_id": run_id, "engines": dict(engines)},
         batch_size=resources.batch_size,
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=resources.concurrency),
         num_cpus=resources.num_cpus,
-        # A vLLM model sharded over tensor_parallel_size GPUs needs that many in its actor.
-        num_gpus=max([resources.num_gpus] + [spec.tensor_parallel_size for spec in planned.models.values()
-                                             if spec.backend == "vllm"]),
+        num_gpus=resources.num_gpus,  # the models' GPUs belong to their engine actors
     )
     yield from mapped.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0)
 

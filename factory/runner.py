@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from factory.config import CountInput, DatasetInput, Pipeline, PlannedStage, SeedInput
 from factory.engines.metered import USAGE_KEY, Usage
+from factory.engines.shared import SharedEngines
 from factory.errors import ConfigError, StoreError
 from factory.models import BUNDLED, resolve_model
 from factory.placement import EXECUTORS
@@ -115,7 +116,9 @@ class PipelineRunner:
         self.prepare_models()
         self.console.print(f"run [bold]{self.run_id}[/] of pipeline '{self.pipeline.config.name}' "
                            f"on store {self.store.location} ({self.executor})")
-        summaries = [self.run_stage(stage) for stage in self.pipeline.stages]
+        # Each distinct model loads once for the whole run; released before any training step.
+        with SharedEngines(self.executor) as engines:
+            summaries = [self.run_stage(stage, engines) for stage in self.pipeline.stages]
         self.compact({stage.output for stage in self.pipeline.stages} | {RUNS_DATASET})
         for step in self.pipeline.config.train:
             # Imported by name on use: factory never imports the trainers package at load (DESIGN §2).
@@ -143,7 +146,7 @@ class PipelineRunner:
         table = stage.stage_class.prepare_input(stage.config, table, self.store)
         return table.slice(0, self.limit) if self.limit is not None else table
 
-    def run_stage(self, stage: PlannedStage) -> StageSummary:
+    def run_stage(self, stage: PlannedStage, engines: SharedEngines) -> StageSummary:
         started = dt.datetime.now(dt.timezone.utc)
         clock = time.perf_counter()
         inputs = self.input_rows(stage)
@@ -159,7 +162,7 @@ class PipelineRunner:
             status, message = "completed", None
             try:
                 if todo.num_rows:
-                    self._map(stage, todo, summary, retry)
+                    self._map(stage, todo, summary, retry, engines)
             except BaseException as exc:
                 status, message = "failed", f"{type(exc).__name__}: {exc}"
                 raise
@@ -179,12 +182,13 @@ class PipelineRunner:
             return {dataset: self.store.version(dataset)}
         return {}
 
-    def _map(self, stage: PlannedStage, todo: pa.Table, summary: StageSummary, retry: bool) -> None:
+    def _map(self, stage: PlannedStage, todo: pa.Table, summary: StageSummary, retry: bool,
+             engines: SharedEngines) -> None:
         progress = Progress(TextColumn(f"[bold]{stage.name}[/]"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("rows in"), TimeElapsedColumn(), console=self.console, transient=True)
         with progress:
             task = progress.add_task(stage.name, total=todo.num_rows)
-            for batch in EXECUTORS[self.executor](stage, self.run_id, todo):
+            for batch in EXECUTORS[self.executor](stage, self.run_id, todo, engines.for_stage(stage.models)):
                 batch = summary.add(batch)
                 parents = sorted(set(batch.column("parent_id").to_pylist()))
                 if retry and batch.num_rows:  # the driver is the only writer

@@ -27,6 +27,18 @@ class ModelSpec(BaseModel):
     max_batch_size: int = Field(default=16, ge=1, description="Most sequences in one forward pass when scoring.")
     threads: int | None = Field(default=None, ge=1, description="Torch CPU threads; default: what the actor was given.")
 
+    # ---- placement (ray executor): one set of engine actors per distinct model and run ----
+    replicas: int = Field(default=1, ge=1, description="Engine actors serving this model; calls go to each in turn.")
+    num_gpus: float | None = Field(
+        default=None, ge=0,
+        description="GPUs per replica (default: tensor_parallel_size for vllm, 1 for a transformers model on "
+        "device cuda, else 0).",
+    )
+    num_cpus: float = Field(default=0, ge=0, description="CPUs reserved per replica (0: none reserved; a CPU "
+                            "model still runs torch on every core unless `threads` says otherwise).")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="Ray custom resources per replica, e.g. {judge_node: 1} to pin it to a node.")
+
     # ---- openai backend ----
     base_url: str | None = Field(default=None, description="openai: server URL up to /v1, e.g. http://127.0.0.1:8000/v1.")
     api_key_env: str = Field(
@@ -45,6 +57,13 @@ class ModelSpec(BaseModel):
     tensor_parallel_size: int = Field(default=1, ge=1, description="vllm: GPUs per model; sets the actor's GPUs.")
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1, description="vllm: share of GPU memory to use.")
     max_model_len: int | None = Field(default=None, ge=1, description="vllm: context length (default: the model's).")
+
+    def gpus_per_replica(self) -> float:
+        if self.num_gpus is not None:
+            return self.num_gpus
+        if self.backend == "vllm":
+            return self.tensor_parallel_size
+        return 1 if self.backend == "transformers" and self.device.startswith("cuda") else 0
 
     @model_validator(mode="after")
     def _backend_fields(self) -> "ModelSpec":

@@ -1,0 +1,151 @@
+"""Engines shared by every stage of a run (DESIGN.md §3): each distinct model (name + backend +
+settings) loads once per run, not once per stage.
+
+- `local` executor: one engine object per distinct model, in this process.
+- `ray` executor: `replicas` long-lived Ray actors per distinct model, holding the GPUs; a stage's
+  own actors hold `RemoteEngine`s, which send the three engine calls there. An engine actor that
+  dies (OOM, SIGKILL) is restarted by Ray and its in-flight calls retried (calls are pure: rows are
+  committed by the driver, so a retried call cannot duplicate one); one that keeps dying fails the
+  stage with Ray's reason instead of hanging.
+
+Stage code cannot tell which it has: both are `Engine`s.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from factory.engines import load_engine
+from factory.engines.base import Engine, Generation, Prompt, SamplingParams
+from factory.engines.spec import ModelSpec
+from factory.errors import FactoryError
+
+ENGINE_RESTARTS = 3  # restarts of a dead engine actor before its stage fails with the reason
+
+
+def engine_key(spec: ModelSpec) -> str:
+    """Two `models:` entries with the same settings are one engine (the YAML key is only a name)."""
+    return spec.model_dump_json()
+
+
+class EngineActor:
+    """A Ray actor holding one loaded model."""
+
+    def __init__(self, spec: ModelSpec):
+        if spec.threads is None and spec.num_cpus == 0:
+            # Ray gives a zero-CPU actor one OpenMP thread; a CPU model should use the machine.
+            os.environ["OMP_NUM_THREADS"] = str(os.cpu_count() or 1)
+        self.engine = load_engine(spec)
+
+    def ready(self) -> str:
+        return self.engine.name
+
+    def generate(self, conversations: list[Prompt], sampling: SamplingParams) -> list[Generation]:
+        return self.engine.generate(conversations, sampling)
+
+    def logprobs(self, conversations: list[Prompt], responses: list[str]) -> list[list[float]]:
+        return self.engine.logprobs(conversations, responses)
+
+    def option_probs(self, conversations: list[Prompt], options: list[str]) -> list[list[float]]:
+        return self.engine.option_probs(conversations, options)
+
+    def attribute(self, name: str) -> Any:
+        return getattr(self.engine, name, None)
+
+
+class RemoteEngine(Engine):
+    """The engine interface over a model's engine actors: each call goes to the next replica."""
+
+    def __init__(self, name: str, handles: list[Any]):
+        self.name = name
+        self._handles = handles
+        self._next = itertools.cycle(range(len(handles)))
+        self._attributes: dict[str, Any] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"name": self.name, "_handles": self._handles}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["name"], state["_handles"])
+
+    def _call(self, method: str, *args: Any) -> Any:
+        import ray
+
+        handle = self._handles[next(self._next)]
+        return ray.get(getattr(handle, method).remote(*args))
+
+    def generate(self, conversations: list[Prompt], sampling: SamplingParams) -> list[Generation]:
+        return self._call("generate", conversations, sampling)
+
+    def logprobs(self, conversations: list[Prompt], responses: list[str]) -> list[list[float]]:
+        return self._call("logprobs", conversations, responses)
+
+    def option_probs(self, conversations: list[Prompt], options: list[str]) -> list[list[float]]:
+        return self._call("option_probs", conversations, options)
+
+    def __getattr__(self, name: str) -> Any:
+        # Other attributes a stage reads (a tokenizer, a chat template) come from the actor once.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in self._attributes:
+            self._attributes[name] = self._call("attribute", name)
+        if self._attributes[name] is None:
+            raise AttributeError(name)
+        return self._attributes[name]
+
+
+class SharedEngines:
+    """The engines of one run, started on first use and released by `close`."""
+
+    def __init__(self, executor: str):
+        self.executor = executor
+        self._engines: dict[str, Engine] = {}
+        self._actors: list[Any] = []
+
+    def for_stage(self, models: Mapping[str, ModelSpec]) -> dict[str, Engine]:
+        """Role -> engine for a stage's models, starting the ones not started yet."""
+        return {role: self._engine(spec) for role, spec in models.items()}
+
+    def _engine(self, spec: ModelSpec) -> Engine:
+        key = engine_key(spec)
+        if key not in self._engines:
+            self._engines[key] = load_engine(spec) if self.executor == "local" else self._start_actors(spec)
+        return self._engines[key]
+
+    def _start_actors(self, spec: ModelSpec) -> RemoteEngine:
+        import ray
+
+        from factory.placement import ensure_ray
+
+        ensure_ray()
+        actor_class = ray.remote(EngineActor).options(
+            num_cpus=spec.num_cpus, num_gpus=spec.gpus_per_replica(), resources=spec.resources or None,
+            max_restarts=ENGINE_RESTARTS, max_task_retries=ENGINE_RESTARTS,
+        )
+        handles = [actor_class.remote(spec) for _ in range(spec.replicas)]
+        self._actors += handles
+        try:
+            names = ray.get([handle.ready.remote() for handle in handles])  # load errors surface here, once
+        except ray.exceptions.RayError as exc:
+            reason = str(getattr(exc, "cause", None) or exc).strip().splitlines()
+            raise FactoryError(f"model {spec.name!r} ({spec.backend}) could not be started: "
+                               f"{reason[-1] if reason else type(exc).__name__}") from None
+        return RemoteEngine(names[0], handles)
+
+    def close(self) -> None:
+        if self._actors:
+            import ray
+
+            for handle in self._actors:
+                ray.kill(handle)
+        self._engines.clear()
+        self._actors.clear()
+
+    def __enter__(self) -> SharedEngines:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,71 @@
+"""Engines shared by a run: one load per distinct model, supervised engine actors on real Ray."""
+
+from __future__ import annotations
+
+import pytest
+
+import factory.engines.shared as shared
+from factory.config import load_pipeline
+from factory.engines import ModelSpec, SamplingParams
+from factory.errors import FactoryError
+from factory.runner import PipelineRunner
+from factory.store import Store
+from tests.helpers import generate_pipeline, prompts, write_pipeline
+
+GREEDY = SamplingParams(max_new_tokens=4, temperature=0.0)
+
+
+def two_stage_pipeline(model_dir: str, executor: str) -> dict:
+    """Two stages naming two `models:` entries with the same settings: one engine."""
+    raw = generate_pipeline(model_dir, executor=executor, n=1)
+    raw["models"]["same"] = dict(raw["models"]["m"])
+    second = dict(raw["stages"][0], name="again", model="same", output="again",
+                  input={"dataset": "responses", "where": "error IS NULL"})
+    second["config"] = dict(second["config"], prompt_column="response")
+    raw["stages"].append(second)
+    return raw
+
+
+def test_each_distinct_model_loads_once_per_run(tmp_path, tiny_model_dir, monkeypatch):
+    loads = []
+    real_load = shared.load_engine
+    monkeypatch.setattr(shared, "load_engine", lambda spec: loads.append(spec.name) or real_load(spec))
+    path = write_pipeline(tmp_path, two_stage_pipeline(str(tiny_model_dir), "local"), prompts(3))
+    first, second = PipelineRunner(load_pipeline(path), Store(tmp_path / "store")).run()
+    assert (first.rows, second.rows) == (3, 3)
+    assert loads == [str(tiny_model_dir)]
+    loads.clear()
+    PipelineRunner(load_pipeline(path), Store(tmp_path / "store")).run()
+    assert loads == []  # nothing to do: no model is loaded at all
+
+
+@pytest.mark.slow
+def test_engine_actors_are_shared_restarted_and_fail_with_the_reason(tmp_path, tiny_model_dir):
+    import ray
+
+    spec = ModelSpec(name=str(tiny_model_dir), dtype="float32", replicas=2)
+    with shared.SharedEngines("ray") as engines:
+        first = engines.for_stage({"model": spec})["model"]
+        assert engines.for_stage({"judge": spec.model_copy()})["judge"] is first  # same settings, same actors
+        expected = first.generate([[{"role": "user", "content": "hi"}]], GREEDY)[0].completions[0].text
+        assert first.tokenizer is not None  # other attributes come from the actor
+        for handle in first._handles:  # SIGKILL-like death of every replica: Ray restarts them
+            ray.kill(handle, no_restart=False)
+        after = [first.generate([[{"role": "user", "content": "hi"}]], GREEDY)[0].completions[0].text
+                 for _ in range(2)]
+        assert after == [expected, expected]
+        pending = first._handles[0].generate.remote([[{"role": "user", "content": "hello"}]], GREEDY)
+        ray.kill(first._handles[0], no_restart=False)  # dies with a call in flight: the call is retried
+        assert ray.get(pending)[0].completions
+    broken = tmp_path / "not-a-model"
+    broken.mkdir()
+    with shared.SharedEngines("ray") as engines, pytest.raises(FactoryError, match="not-a-model.*could not be started"):
+        engines.for_stage({"model": ModelSpec(name=str(broken))})
+
+
+def test_the_ray_pipeline_uses_engine_actors(tmp_path, tiny_model_dir):
+    path = write_pipeline(tmp_path, two_stage_pipeline(str(tiny_model_dir), "ray"), prompts(3))
+    store = Store(tmp_path / "store")
+    first, second = PipelineRunner(load_pipeline(path), store).run()
+    assert (first.rows, second.rows, first.error_rows, second.error_rows) == (3, 3, 0, 0)
+    assert first.completion_tokens > 0 and first.engine_seconds > 0  # accounting still per stage
