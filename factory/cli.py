@@ -325,11 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from factory.redact import install, scrub
+
+    install()  # log records and uncaught tracebacks of this process carry no secret
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
     except FactoryError as exc:
-        print(f"factory {args.command}: error: {exc}", file=sys.stderr)
+        print(f"factory {args.command}: error: {scrub(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"factory {args.command}: interrupted; committed batches are kept, re-run to resume", file=sys.stderr)

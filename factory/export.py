@@ -19,6 +19,7 @@ import datasets
 import polars as pl
 
 from factory.errors import FactoryError
+from factory.redact import scrub, scrub_all
 from factory.store import Store, check_dataset_name, quote_identifier
 
 
@@ -76,7 +77,12 @@ def _select(store: Store, dataset: str, where: str | None, name: str, fmt: Expor
     if fmt.drop_errors and "error" in columns:
         conditions.append("error IS NULL")
     clause = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    return store.sql(f"SELECT * FROM {quote_identifier(dataset)}{clause} ORDER BY id")
+    frame = store.sql(f"SELECT * FROM {quote_identifier(dataset)}{clause} ORDER BY id")
+    # Error text is scrubbed where it is made; rows stored before that was so are scrubbed here.
+    for column in ("error", "message"):
+        if frame.schema.get(column) == pl.String:
+            frame = frame.with_columns(pl.Series(column, scrub_all(frame[column].to_list()), dtype=pl.String))
+    return frame
 
 
 def identity(frame: pl.DataFrame) -> pl.DataFrame:
@@ -130,7 +136,7 @@ def export_dataset(store: Store, dataset: str, out: str | Path, where: str | Non
     export_format = FORMATS[fmt]
     out = prepare_output(out, overwrite)
     frame = _select(store, dataset, where, fmt, export_format)
-    hf = write_dataset_folder(out, export_format.function()(frame), _card(store, dataset, frame, where, fmt))
+    hf = write_dataset_folder(out, export_format.function()(frame), scrub(_card(store, dataset, frame, where, fmt)))
     return ExportResult(out, hf.num_rows, fmt)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError
+from factory.redact import register, scrub
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
@@ -32,6 +33,7 @@ def _auth_headers() -> dict[str, str]:
             token = Path(path).read_text().strip()
         except OSError as exc:
             raise JobError(f"RAY_AUTH_TOKEN_PATH={path}: cannot read the token: {exc.strerror}") from None
+    register(token)
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
@@ -46,7 +48,7 @@ def client(address: str | None):
 
 
 def _short(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
+    text = " ".join(scrub(exc).split())
     if "401" in text or "nauthorized" in text or "authentication" in text.lower():
         return "authentication failed: set RAY_AUTH_MODE=token and the cluster's RAY_AUTH_TOKEN"
     return text[:300]

@@ -19,6 +19,7 @@ from annotators.helpsteer.aggregate_stage import AggregateConfig
 from factory.config import format_location
 from factory.errors import ConfigError
 from factory.ids import stable_hash
+from factory.redact import register
 from factory.store import DatasetName
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -137,6 +138,8 @@ class Tokens:
         self.raters = {r.id: r.secret(f"raters[{i}]") for i, r in enumerate(campaign.raters)}
         self.owner = campaign.owner.secret("owner")
         secrets = [*self.raters.values(), self.owner]
+        for secret in secrets:  # never printed or logged by this process
+            register(secret)
         if len(set(secrets)) != len(secrets):
             raise ConfigError("every rater and the owner need distinct tokens")
 

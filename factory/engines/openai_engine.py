@@ -24,6 +24,7 @@ import requests
 from factory.engines.base import Completion, Conversation, Engine, Generation, Prompt, SamplingParams
 from factory.engines.spec import ModelSpec
 from factory.engines.scoring import format_prompt
+from factory.redact import register, scrub
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -31,9 +32,15 @@ RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 class ServerError(RuntimeError):
     """A request that failed after every retry."""
 
+    def __init__(self, message: str):
+        super().__init__(scrub(message))  # a 4xx body may echo our headers: no key in error text
+
 
 class MissingCapabilityError(RuntimeError):
     """The server cannot do what the call needs (e.g. prompt log-probabilities)."""
+
+    def __init__(self, message: str):
+        super().__init__(scrub(message))
 
 
 class OpenAIEngine(Engine):
@@ -45,6 +52,7 @@ class OpenAIEngine(Engine):
         self.session = requests.Session()
         key = os.environ.get(spec.api_key_env)
         if key:
+            register(key)
             self.session.headers["Authorization"] = f"Bearer {key}"
         self.pool = ThreadPoolExecutor(max_workers=spec.max_concurrency)
         self.template = None
@@ -121,7 +129,7 @@ class OpenAIEngine(Engine):
             ]
             return Generation(prompt_tokens=int(usage.get("prompt_tokens", 0)), completions=completions)
         except (ServerError, KeyError, TypeError, IndexError, AttributeError) as exc:
-            return Generation(prompt_tokens=0, error=f"{type(exc).__name__}: {exc}")
+            return Generation(prompt_tokens=0, error=scrub(f"{type(exc).__name__}: {exc}"))
 
     # ---- scoring -------------------------------------------------------------------------------
 

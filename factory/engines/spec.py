@@ -4,6 +4,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from factory.redact import watch_env
+
 
 class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -69,4 +71,7 @@ class ModelSpec(BaseModel):
     def _backend_fields(self) -> "ModelSpec":
         if self.backend == "openai" and not self.base_url:
             raise ValueError("backend 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1)")
+        if self.backend == "openai":
+            # Known before any engine starts, so the driver scrubs this key from what it prints and stores.
+            watch_env(self.api_key_env)
         return self

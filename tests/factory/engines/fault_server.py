@@ -25,8 +25,22 @@ def chat_reply(text: str = "hello there", n: int = 1) -> Reply:
     return 200, json.dumps(body), 0.0
 
 
+def echo_headers(status: int = 400) -> Callable[[int, str, dict[str, Any]], Reply]:
+    """A script whose every reply is `status` with a body echoing the request's headers, as real APIs'
+    4xx bodies sometimes do (the FaultServer fills in `{headers}`)."""
+
+    def script(number: int, path: str, payload: dict[str, Any]) -> Reply:
+        return status, '{"error": {"message": "invalid request", "request_headers": "{headers}"}}', 0.0
+
+    script.echoes_headers = True  # type: ignore[attr-defined]
+    return script
+
+
 class FaultServer:
-    """Serves replies from `script(request_number, path, payload)`; records every request."""
+    """Serves replies from `script(request_number, path, payload)`; records every request.
+
+    A script made by `echo_headers` gets the request's headers (Python repr, as a careless server
+    formats them) substituted for `{headers}` in its body."""
 
     def __init__(self, script: Callable[[int, str, dict[str, Any]], Reply]):
         self.script = script
@@ -38,6 +52,8 @@ class FaultServer:
                 payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 owner.requests.append((self.path, payload, dict(self.headers)))
                 status, body, delay = owner.script(len(owner.requests), self.path, payload)
+                if getattr(owner.script, "echoes_headers", False):
+                    body = body.replace('"{headers}"', json.dumps(repr(dict(self.headers))))
                 time.sleep(delay)
                 try:
                     self.send_response(status)
