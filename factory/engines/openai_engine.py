@@ -7,6 +7,9 @@
   starting at or after the end of the formatted prompt. Servers without it get a clear error.
 - Retries with exponential backoff on 429, 5xx, timeouts and malformed JSON; a conversation that
   still fails becomes `Generation.error` (an error row), never a crash of the batch.
+- Fails fast (factory/engines/breaker.py): a call has a total deadline across its retries; a request
+  with no reply is checked against a liveness probe; after `breaker_failures` consecutive connection
+  failures or timeouts the breaker opens and every call fails at once with the reason.
 - The API key is read from the environment variable the spec names, sent as a header, and never
   stored, logged or put into a data set card.
 """
@@ -22,6 +25,7 @@ from typing import Any
 import requests
 
 from factory.engines.base import Completion, Conversation, Engine, Generation, Prompt, SamplingParams
+from factory.engines.breaker import Breaker, CircuitOpenError, DeadlineError, HungServerError, Liveness, wait_for
 from factory.engines.spec import ModelSpec
 from factory.engines.scoring import format_prompt
 from factory.redact import register, scrub
@@ -55,6 +59,12 @@ class OpenAIEngine(Engine):
             register(key)
             self.session.headers["Authorization"] = f"Bearer {key}"
         self.pool = ThreadPoolExecutor(max_workers=spec.max_concurrency)
+        # Room for every in-flight request, the probe, and requests abandoned while they time out.
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=2 * spec.max_concurrency + 2)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.breaker = Breaker(spec.breaker_failures, spec.breaker_cooldown_s)
+        self.liveness = Liveness(self._probe, cache_s=min(5.0, spec.probe_after_s))
         self.template = None
         if spec.tokenizer:
             from transformers import AutoTokenizer
@@ -65,20 +75,53 @@ class OpenAIEngine(Engine):
 
     # ---- HTTP ----------------------------------------------------------------------------------
 
+    def _probe(self) -> str | None:
+        """None if the server answers anything at all (a 404 or 401 is an answer), else what went wrong."""
+        try:
+            self.session.get(f"{self.base_url}/models", timeout=self.spec.probe_timeout_s)
+        except requests.RequestException as exc:
+            return f"GET /models got no answer either ({type(exc).__name__} within {self.spec.probe_timeout_s:g}s)"
+        return None
+
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.base_url}{path}"
         problem = "no attempt"
+        begun = time.monotonic()
+        deadline = begun + self.spec.deadline_s
+        attempts = 0
         for attempt in range(self.spec.max_retries + 1):
             if attempt:
-                time.sleep(min(8.0, 0.25 * 2 ** (attempt - 1)) * (0.5 + random.random()))  # jittered backoff
+                pause = min(8.0, 0.25 * 2 ** (attempt - 1)) * (0.5 + random.random())  # jittered backoff
+                if time.monotonic() + pause >= deadline:
+                    break
+                time.sleep(pause)
             try:
-                response = self.session.post(url, json=payload, timeout=self.spec.timeout_s)
-            except requests.Timeout:
-                problem = f"timed out after {self.spec.timeout_s}s"
+                self.breaker.check()
+            except CircuitOpenError as exc:
+                raise ServerError(f"{url}: {exc}") from None
+            attempts += 1
+            started = time.monotonic()
+            read_timeout = max(0.1, min(self.spec.timeout_s, deadline - started))
+            try:
+                response = wait_for(
+                    lambda: self.session.post(url, json=payload, timeout=read_timeout),
+                    started=started, deadline=deadline, probe_after_s=self.spec.probe_after_s,
+                    liveness=self.liveness, breaker=self.breaker,
+                )
+            except CircuitOpenError as exc:
+                raise ServerError(f"{url}: {exc}") from None
+            except (requests.Timeout, HungServerError, DeadlineError) as exc:
+                problem = (f"timed out after {read_timeout:.3g}s" if isinstance(exc, requests.Timeout)
+                           else f"{exc}")
+                self.breaker.failure(problem)
+                if time.monotonic() >= deadline:
+                    break
                 continue
             except requests.ConnectionError as exc:
                 problem = f"cannot connect: {type(exc).__name__}"
+                self.breaker.failure(problem)
                 continue
+            self.breaker.success()  # any HTTP reply: the server is alive, whatever it said
             if response.status_code in RETRY_STATUS:
                 problem = f"HTTP {response.status_code}: {response.text[:200]}"
                 continue
@@ -93,7 +136,10 @@ class OpenAIEngine(Engine):
                 problem = f"unexpected JSON: {str(body)[:120]}"
                 continue
             return body
-        raise ServerError(f"{url}: {problem} (after {self.spec.max_retries + 1} attempts)")
+        if time.monotonic() >= deadline or attempts < self.spec.max_retries + 1:
+            raise ServerError(f"{url}: {problem} (deadline of {self.spec.deadline_s:g}s passed after "
+                              f"{attempts} attempts)")
+        raise ServerError(f"{url}: {problem} (after {attempts} attempts)")
 
     # ---- generate ------------------------------------------------------------------------------
 

@@ -49,6 +49,17 @@ class ModelSpec(BaseModel):
     max_concurrency: int = Field(default=8, ge=1, description="openai: requests in flight at once.")
     timeout_s: float = Field(default=120.0, gt=0, description="openai: seconds before a request is abandoned.")
     max_retries: int = Field(default=4, ge=0, description="openai: retries on 429, 5xx, timeouts and bad JSON.")
+    deadline_s: float = Field(
+        default=600.0, gt=0, description="openai: seconds one call may take in all, retries and back-off included.")
+    breaker_failures: int = Field(
+        default=5, ge=1, description="openai: consecutive connection failures or timeouts that open the circuit "
+        "breaker; while open, calls fail at once (error rows, redone by --retry-errors).")
+    breaker_cooldown_s: float = Field(
+        default=30.0, gt=0, description="openai: seconds an open breaker waits before letting one trial call through.")
+    probe_after_s: float = Field(
+        default=15.0, gt=0, description="openai: a request with no reply after this many seconds checks that the "
+        "server still answers GET /models; one that does not is hung, and the request fails as a timeout.")
+    probe_timeout_s: float = Field(default=10.0, gt=0, description="openai: seconds the liveness probe waits.")
     tokenizer: str | None = Field(
         default=None,
         description="openai: local tokenizer (folder, hub id or bundled name) whose chat template formats prompts "

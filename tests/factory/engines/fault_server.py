@@ -36,15 +36,25 @@ def echo_headers(status: int = 400) -> Callable[[int, str, dict[str, Any]], Repl
     return script
 
 
+def never_answers(*_: Any) -> Reply:
+    """A hung server: accepts the connection, reads the request, never replies (within a test)."""
+    return 200, "{}", 3600.0
+
+
 class FaultServer:
     """Serves replies from `script(request_number, path, payload)`; records every request.
 
     A script made by `echo_headers` gets the request's headers (Python repr, as a careless server
     formats them) substituted for `{headers}` in its body."""
 
-    def __init__(self, script: Callable[[int, str, dict[str, Any]], Reply]):
+    def __init__(self, script: Callable[[int, str, dict[str, Any]], Reply],
+                 probe: Callable[[str], Reply] = lambda path: (200, '{"data": []}', 0.0)):
+        """GETs (the engine's liveness probe, GET /models) are answered by `probe(path)`, at once by
+        default, and recorded in `probes`, apart from the POSTs in `requests`."""
         self.script = script
+        self.probe = probe
         self.requests: list[tuple[str, dict[str, Any], dict[str, str]]] = []
+        self.probes: list[str] = []
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,6 +64,13 @@ class FaultServer:
                 status, body, delay = owner.script(len(owner.requests), self.path, payload)
                 if getattr(owner.script, "echoes_headers", False):
                     body = body.replace('"{headers}"', json.dumps(repr(dict(self.headers))))
+                self._reply(status, body, delay)
+
+            def do_GET(self) -> None:  # noqa: N802
+                owner.probes.append(self.path)
+                self._reply(*owner.probe(self.path))
+
+            def _reply(self, status: int, body: str, delay: float) -> None:
                 time.sleep(delay)
                 try:
                     self.send_response(status)
