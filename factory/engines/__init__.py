@@ -1,6 +1,6 @@
 """Inference backends behind one interface (DESIGN.md §3)."""
 
-from factory.engines.base import Completion, Conversation, Engine, Generation, Message, Prompt, SamplingParams
+from factory.engines.base import Completion, Conversation, Engine, Generation, Message, Prompt, SamplingParams, Scores
 from factory.engines.spec import ModelSpec
 
 
@@ -23,5 +23,5 @@ def load_engine(spec: ModelSpec) -> Engine:
 
 __all__ = [
     "Completion", "Conversation", "Engine", "Generation", "Message", "ModelSpec", "Prompt", "SamplingParams",
-    "load_engine",
+    "Scores", "load_engine",
 ]

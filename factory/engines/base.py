@@ -44,6 +44,16 @@ class Generation:
     error: str | None = None  # set when this conversation failed for good (e.g. a server's final 5xx)
 
 
+class Scores(list):  # list[list[float]]: what `logprobs` returns, plus what it cost
+    """Per-token log-probabilities of each response, and `input_tokens`: every token the model read
+    to score them (prompt + response; a scoring call prefills, it generates nothing). A plain list
+    subclass, so callers index it as before and it pickles with its count through Ray."""
+
+    def __init__(self, values: list[list[float]] = (), input_tokens: int = 0):  # type: ignore[assignment]
+        super().__init__(values)
+        self.input_tokens = input_tokens
+
+
 class Engine(ABC):
     """A loaded model. Built once per actor; every call takes a whole batch."""
 
@@ -67,4 +77,5 @@ class Engine(ABC):
         scores = self.logprobs([c for c, _ in pairs], [o for _, o in pairs])
         flat = [math.exp(sum(tokens)) for tokens in scores]
         width = len(options)
-        return [flat[i * width : (i + 1) * width] for i in range(len(conversations))]
+        return Scores([flat[i * width : (i + 1) * width] for i in range(len(conversations))],
+                      input_tokens=getattr(scores, "input_tokens", 0))

@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from factory.engines.base import Engine, Generation, Prompt, SamplingParams
+from factory.engines.base import Engine, Generation, Prompt, SamplingParams, Scores
 
 USAGE_KEY = b"factory.usage"  # Arrow schema metadata key carrying a batch's usage to the driver
 
@@ -15,8 +15,8 @@ USAGE_KEY = b"factory.usage"  # Arrow schema metadata key carrying a batch's usa
 @dataclass
 class Usage:
     calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0  # generated tokens, or scored response tokens for logprobs
+    prompt_tokens: int = 0  # every token the model read: prompts, and prompt+response when scoring
+    completion_tokens: int = 0  # generated tokens only (scoring generates none)
     seconds: float = 0.0
 
     def __sub__(self, other: Usage) -> Usage:
@@ -58,7 +58,10 @@ class MeteredEngine(Engine):
     def logprobs(self, conversations: list[Prompt], responses: list[str]) -> list[list[float]]:
         start = time.perf_counter()
         scores = self.engine.logprobs(conversations, responses)
-        self.usage += Usage(1, 0, sum(len(s) for s in scores), time.perf_counter() - start)
+        # Scoring is prefill: what the model read is input. An engine that does not say (a plain
+        # list) is credited with the response tokens it scored, the least it read.
+        read = scores.input_tokens if isinstance(scores, Scores) else sum(len(s) for s in scores)
+        self.usage += Usage(1, read, 0, time.perf_counter() - start)
         return scores
 
     def option_probs(self, conversations: list[Prompt], options: list[str]) -> list[list[float]]:
@@ -67,5 +70,5 @@ class MeteredEngine(Engine):
             return super().option_probs(conversations, options)
         start = time.perf_counter()
         probs = self.engine.option_probs(conversations, options)
-        self.usage += Usage(1, 0, 0, time.perf_counter() - start)
+        self.usage += Usage(1, probs.input_tokens if isinstance(probs, Scores) else 0, 0, time.perf_counter() - start)
         return probs

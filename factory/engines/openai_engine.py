@@ -24,7 +24,7 @@ from typing import Any
 
 import requests
 
-from factory.engines.base import Completion, Conversation, Engine, Generation, Prompt, SamplingParams
+from factory.engines.base import Completion, Conversation, Engine, Generation, Prompt, SamplingParams, Scores
 from factory.engines.breaker import Breaker, CircuitOpenError, DeadlineError, HungServerError, Liveness, wait_for
 from factory.engines.spec import ModelSpec
 from factory.engines.scoring import format_prompt
@@ -189,9 +189,11 @@ class OpenAIEngine(Engine):
     def logprobs(self, conversations: list[Prompt], responses: list[str]) -> list[list[float]]:
         if len(conversations) != len(responses):
             raise ValueError(f"{len(conversations)} conversations but {len(responses)} responses")
-        return list(self.pool.map(self._score_one, conversations, responses))
+        scored = list(self.pool.map(self._score_one, conversations, responses))
+        return Scores([values for values, _ in scored], input_tokens=sum(read for _, read in scored))
 
-    def _score_one(self, conversation: Prompt, response: str) -> list[float]:
+    def _score_one(self, conversation: Prompt, response: str) -> tuple[list[float], int]:
+        """The response's token log-probabilities, and how many tokens the server read (prompt + response)."""
         prompt, joiner = self.format_prompt(conversation)
         joiner = joiner if response else ""
         text = prompt + joiner + response
@@ -226,4 +228,4 @@ class OpenAIEngine(Engine):
         scored.reverse()
         if any(value is None for value in scored):
             raise MissingCapabilityError(f"{self.base_url} returned null log-probabilities for prompt tokens")
-        return [float(value) for value in scored]
+        return [float(value) for value in scored], len(echoed)

@@ -8,7 +8,7 @@ import os
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from factory.engines.base import Completion, Engine, Generation, Prompt, SamplingParams
+from factory.engines.base import Completion, Engine, Generation, Prompt, SamplingParams, Scores
 from factory.engines.scoring import plain_prompt, split_for_scoring
 from factory.engines.spec import ModelSpec
 from factory.models import resolve_model
@@ -190,7 +190,7 @@ class TransformersEngine(Engine):
             chunk = lone[start : start + self.spec.max_batch_size]
             for index, score in zip(chunk, self._score_chunk([pairs[i] for i in chunk]), strict=True):
                 results[index] = score
-        return results
+        return Scores(results, input_tokens=sum(len(prompt) + len(answer) for prompt, answer in pairs))
 
     def _score_shared(self, prompt: list[int], answers: list[list[int]]) -> list[list[float]]:
         """Score several responses to one prompt: the prompt runs once, its cache is copied per response."""
