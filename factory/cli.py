@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -22,16 +23,60 @@ def _store(args: argparse.Namespace) -> Store:
     return Store(args.store or os.environ.get("FACTORY_STORE") or DEFAULT_STORE)
 
 
+def _existing_store(args: argparse.Namespace) -> Store:
+    """The store for a command that only reads: a local path must be a folder that exists (a
+    mistyped path would otherwise read as an empty store)."""
+    location = args.store or os.environ.get("FACTORY_STORE") or DEFAULT_STORE
+    if "://" not in location or location.startswith("file://"):
+        path = location.removeprefix("file://")
+        if not os.path.exists(path):
+            raise FactoryError(f"no store at {location}: the folder does not exist (a run creates it)")
+        if not os.path.isdir(path):
+            raise FactoryError(f"store {location} is a file, not a store folder")
+    return Store(location)
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts (--limit, --last): 0 or a negative number is a mistake, not 'all'."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _flat_for_csv(frame: pl.DataFrame) -> pl.DataFrame:
+    """CSV has no nested values: lists and structs become JSON text (one cell each)."""
+    nested = [name for name, dtype in frame.schema.items() if dtype.is_nested()]
+    return frame.with_columns(
+        pl.Series(name, [None if value is None else json.dumps(value, default=str, ensure_ascii=False)
+                         for value in frame[name].to_list()], dtype=pl.String)
+        for name in nested
+    )
+
+
 def _print_frame(frame: pl.DataFrame, fmt: str) -> None:
     if fmt == "csv":
-        sys.stdout.write(frame.write_csv())
+        sys.stdout.write(_flat_for_csv(frame).write_csv())
     elif fmt == "json":
         sys.stdout.write(frame.write_ndjson())
     else:
+        cells = [["" if value is None else str(value) for value in row] for row in frame.iter_rows()]
+        console = Console()
+        if not sys.stdout.isatty():
+            # A pipe (`| grep`, a file) gets every value whole: wide enough for the longest line,
+            # never folded or cut with an ellipsis as a terminal's width would force.
+            widths = [max([len(name), *(len(row[i]) for row in cells)]) for i, name in enumerate(frame.columns)]
+            console = Console(width=max(80, sum(widths) + 3 * len(widths) + 1), soft_wrap=False)
         table = Table(*frame.columns, show_lines=False)
-        for row in frame.iter_rows():
-            table.add_row(*("" if value is None else str(value) for value in row))
-        Console().print(table)
+        if not sys.stdout.isatty():
+            for column in table.columns:
+                column.no_wrap, column.overflow = True, "ignore"
+        for row in cells:
+            table.add_row(*row)
+        console.print(table)
         Console(stderr=True).print(f"({frame.height} rows)")
 
 
@@ -50,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_sql(args: argparse.Namespace) -> int:
     from factory.snapshots import resolve_as_of
 
-    store = _store(args)
+    store = _existing_store(args)
     _print_frame(store.sql(args.query, as_of=resolve_as_of(store, args.as_of or [])), args.format)
     return 0
 
@@ -89,7 +134,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    infos = _store(args).datasets()
+    infos = _existing_store(args).datasets()
     frame = pl.DataFrame(
         {
             "dataset": [i.name for i in infos],
@@ -107,7 +152,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from factory.export import export_dataset
 
-    result = export_dataset(_store(args), args.dataset, args.out, where=args.where, fmt=args.format,
+    result = export_dataset(_existing_store(args), args.dataset, args.out, where=args.where, fmt=args.format,
                             overwrite=args.overwrite)
     print(f"exported {result.rows} rows of {args.dataset} ({result.format}) to {result.path}")
     return 0
@@ -121,7 +166,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             "name": [m.name for m in BUNDLED.values()],
             "kind": [m.kind for m in BUNDLED.values()],
             "installed": [m.installed() for m in BUNDLED.values()],
-            "cached": [(m.cached_path() / "config.json").exists() for m in BUNDLED.values()],
+            "cached": [m.cached() for m in BUNDLED.values()],
             "description": [m.description for m in BUNDLED.values()],
         }
     )
@@ -131,12 +176,15 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = _existing_store(args)
     if not store.has("runs"):
         raise FactoryError(f"no runs recorded in store {store.location}")
+    # Input tokens are everything the models read (prompts; prompt + response when scoring), output
+    # tokens what they generated; model seconds the time spent in engine calls.
     _print_frame(store.sql(
-        "SELECT run_id, pipeline, stage, status, rows, error_rows, prompt_tokens, completion_tokens, "
-        "seconds, engine_seconds, gpu_seconds, started_at FROM runs ORDER BY started_at DESC, stage"
+        "SELECT run_id, pipeline, stage, status, rows, error_rows, prompt_tokens AS input_tokens, "
+        "completion_tokens AS output_tokens, seconds, engine_seconds AS model_seconds, gpu_seconds, started_at "
+        "FROM runs ORDER BY started_at DESC, stage"
         + (" LIMIT ?" if args.last else ""), [args.last] if args.last else None,
     ), args.format)
     return 0
@@ -213,14 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a pipeline YAML (resumes: only missing rows are made)")
     run.add_argument("pipeline")
     run.add_argument("--store", help=store_help)
-    run.add_argument("--limit", type=int, help="use only the first N input rows of each stage")
+    run.add_argument("--limit", type=positive_int, help="use only the first N input rows of each stage")
     run.add_argument("--executor", choices=("ray", "local"), help="override the pipeline's executor")
     run.add_argument("--retry-errors", action="store_true", help="re-run the rows each stage stored as errors")
     run.set_defaults(handler=cmd_run)
 
     runs = commands.add_parser("runs", help="list past runs per stage: status, rows, errors, tokens, seconds")
     runs.add_argument("--store", help=store_help)
-    runs.add_argument("--last", type=int, help="only the N most recent stage runs")
+    runs.add_argument("--last", type=positive_int, help="only the N most recent stage runs")
     runs.add_argument("--format", choices=formats, default="table")
     runs.set_defaults(handler=cmd_runs)
 
@@ -229,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("pipeline")
     submit.add_argument("--address", help=address_help)
     submit.add_argument("--store", help="store the job writes (an s3:// URL on a cluster)")
-    submit.add_argument("--limit", type=int)
+    submit.add_argument("--limit", type=positive_int)
     submit.add_argument("--retry-errors", action="store_true")
     submit.add_argument("--pip", nargs="*", help="extra pip packages for the job's runtime environment")
     submit.set_defaults(handler=cmd_submit)

@@ -143,6 +143,8 @@ def export_dataset(store: Store, dataset: str, out: str | Path, where: str | Non
 def prepare_output(out: str | Path, overwrite: bool) -> Path:
     """The export folder, empty: an existing non-empty one is replaced only with `overwrite`."""
     out = Path(out)
+    if out.exists() and not out.is_dir():  # never replaced, --overwrite or not: it is not an export folder
+        raise FactoryError(f"--out {out} is a file, not a folder; name a folder for the export")
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise FactoryError(f"{out} exists and is not empty; pass --overwrite to replace it")
@@ -163,7 +165,14 @@ configs:
 def write_dataset_folder(out: Path, frame: pl.DataFrame, card: str) -> datasets.Dataset:
     """Both layouts (save_to_disk Arrow files and data/*.parquet) plus README.md with the card."""
     hf = datasets.Dataset.from_polars(frame)
-    hf.save_to_disk(str(out))
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # the CLI prints one line per export, not "Saving the dataset" bars
+    try:
+        # One shard even for 0 rows: with none, load_from_disk cannot read the folder back.
+        hf.save_to_disk(str(out), num_shards=1)
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
     (out / "data").mkdir()
     hf.to_parquet(str(out / "data" / "train-00000-of-00001.parquet"))
     (out / "README.md").write_text(CARD_HEADER + card)

