@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +116,33 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+# Readiness of servers a test starts (moto, llama.cpp, Ray heads, the rating app). Sized for a loaded
+# 2-core machine, where a server's first answer can take minutes: a probe gets several seconds, the
+# whole wait several minutes, and a give-up says what it waited for and the last thing it saw.
+PROBE_TIMEOUT_S = 10.0
+READY_DEADLINE_S = 300.0
+
+
+def wait_until_ready(what: str, probe: Callable[[], object], *, process: subprocess.Popen | None = None,
+                     deadline_s: float = READY_DEADLINE_S, interval_s: float = 0.5) -> None:
+    """Call `probe` until it returns something truthy without raising. Fails (AssertionError) when
+    `process` exits first or `deadline_s` passes, naming `what`, the wait, and the probe's last error."""
+    began = time.monotonic()
+    last = "no probe finished"
+    while True:
+        try:
+            if probe():
+                return
+            last = "the probe answered not ready"
+        except Exception as exc:  # noqa: BLE001 - any failure of the probe is 'not yet'
+            last = f"{type(exc).__name__}: {exc}"
+        waited = time.monotonic() - began
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"{what}: the process exited with code {process.returncode} after {waited:.0f}s "
+                                 f"before it was ready (last probe: {last})")
+        if waited >= deadline_s:
+            raise AssertionError(f"gave up waiting for {what} after {waited:.0f}s (deadline {deadline_s:g}s; "
+                                 f"last probe: {last})")
+        time.sleep(interval_s)

@@ -9,8 +9,11 @@ import uuid
 
 import psutil
 import pytest
+import requests
 
-from tests.helpers import free_port, generate_pipeline, prompts, write_pipeline
+from tests.helpers import (
+    PROBE_TIMEOUT_S, READY_DEADLINE_S, free_port, generate_pipeline, prompts, wait_until_ready, write_pipeline,
+)
 
 pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,9 +40,13 @@ def head():
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--num-cpus=2", "--include-dashboard=true",
          "--disable-usage-stats", f"--temp-dir={temp}", f"--dashboard-agent-listen-port={free_port()}",
          f"--ray-client-server-port={free_port()}"],
-        capture_output=True, text=True, env=env, timeout=180)
+        capture_output=True, text=True, env=env, timeout=READY_DEADLINE_S)
     assert start.returncode == 0, start.stderr[-2000:]
     try:
+        # Any HTTP answer (401 without the token included) means the job server listens.
+        wait_until_ready(f"the Ray head's job server at 127.0.0.1:{dashboard} to answer GET /api/version",
+                         lambda: requests.get(f"http://127.0.0.1:{dashboard}/api/version",
+                                              timeout=PROBE_TIMEOUT_S) is not None)
         yield {"address": f"http://127.0.0.1:{dashboard}", "env": env}
     finally:
         for process in psutil.process_iter(["cmdline"]):

@@ -5,14 +5,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import psutil
 import pytest
 
 from factory.store import Store
-from tests.helpers import free_port, generate_pipeline, prompts, write_pipeline
+from tests.helpers import READY_DEADLINE_S, free_port, generate_pipeline, prompts, wait_until_ready, write_pipeline
 
 pytestmark = pytest.mark.slow
 CHECK = "SELECT count(*) AS n, count(DISTINCT id) AS u FROM responses"
@@ -22,7 +21,8 @@ CHECK = "SELECT count(*) AS n, count(DISTINCT id) AS u FROM responses"
 
 def ray_start(env, *args):
     result = subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "start", "--disable-usage-stats",
-                             "--node-ip-address=127.0.0.1", *args], capture_output=True, text=True, env=env, timeout=180)
+                             "--node-ip-address=127.0.0.1", *args], capture_output=True, text=True, env=env,
+                            timeout=READY_DEADLINE_S)  # `ray start` returns once the node is up
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -60,10 +60,8 @@ def test_losing_the_worker_node_redoes_its_work_elsewhere(tmp_path):
         job = subprocess.Popen([sys.executable, "-m", "factory.cli", "run", str(path), "--store", str(store)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=dict(env, RAY_ADDRESS=address))
-        deadline = time.time() + 300
-        while len(Store(store).files("responses")) < 1:
-            assert job.poll() is None and time.time() < deadline, "no shard in time"
-            time.sleep(0.3)
+        wait_until_ready("the run's first committed shard of responses (before killing its node)",
+                         lambda: len(Store(store).files("responses")) >= 1, process=job, interval_s=0.3)
         kill_tree(raylet_of(first_port))  # the node and every worker process on it
         assert Store(store).sql(CHECK).row(0)[0] < 12, "the run finished before the node was lost"
         ray_start(env, f"--address={address}", "--num-cpus=2", f"--node-manager-port={second_port}")

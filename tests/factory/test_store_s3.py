@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 import pyarrow as pa
 import pytest
@@ -12,7 +11,7 @@ import requests
 
 from factory.errors import StoreError
 from factory.store import Store
-from tests.helpers import free_port, generate_pipeline, prompts, write_pipeline
+from tests.helpers import PROBE_TIMEOUT_S, free_port, generate_pipeline, prompts, wait_until_ready, write_pipeline
 
 SECRET = "s3cr3t-key-for-tests"
 
@@ -32,14 +31,8 @@ def s3(tmp_path_factory):
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                requests.get(endpoint, timeout=1)
-                break
-            except requests.ConnectionError:
-                assert time.time() < deadline and server.poll() is None, "moto server did not start"
-                time.sleep(0.3)
+        wait_until_ready(f"the moto S3 server at {endpoint} to answer GET /",
+                         lambda: requests.get(endpoint, timeout=PROBE_TIMEOUT_S), process=server)
         import boto3
 
         boto3.client("s3").create_bucket(Bucket="factory-bucket")

@@ -3,7 +3,6 @@ serving the bundled SmolLM2 GGUF on loopback."""
 
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
@@ -13,7 +12,7 @@ from factory.engines import ModelSpec, SamplingParams, load_engine
 from factory.models import _smollm2_gguf
 from factory.runner import PipelineRunner
 from factory.store import Store
-from tests.helpers import free_port, prompts, write_pipeline
+from tests.helpers import PROBE_TIMEOUT_S, free_port, prompts, wait_until_ready, write_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -30,15 +29,8 @@ def llama_server():
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if requests.get(f"{url}/models", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert server.poll() is None and time.time() < deadline, "llama.cpp server did not start"
-            time.sleep(0.5)
+        wait_until_ready(f"llama.cpp's server at {url} to answer GET /models",
+                         lambda: requests.get(f"{url}/models", timeout=PROBE_TIMEOUT_S).ok, process=server)
         yield url
     finally:
         server.terminate()
