@@ -344,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=cmd_train)
 
     annotate = commands.add_parser("annotate", help="human rating campaign: web app and export (docs/webapp.md)")
-    annotate.add_argument("action", choices=("serve", "export"), help="serve the rating app, or export aggregated labels")
+    annotate.add_argument("action", choices=("serve", "export", "tokens"),
+                          help="serve the rating app, export aggregated labels, or print strong random tokens")
     annotate.add_argument("--campaign", required=True, help="campaign YAML (source, task, raters, owner)")
     annotate.add_argument("--host", default="127.0.0.1", help="serve: address to listen on")
     annotate.add_argument("--port", type=int, default=8000, help="serve: port")

@@ -10,6 +10,7 @@ back when the app starts, so a crash loses nothing that was acknowledged.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from schemas import BaseRow, rows_to_arrow
 from schemas.ratings import ATTRIBUTES, HelpSteerPreferenceRow, RatingRow
 
 MAX_TEXT = 10_000
+# ASCII digits only, and few of them: str.isdigit() accepts '²', and int() of thousands of digits raises.
+INTEGER = re.compile(r"[+-]?[0-9]{1,9}")
 STRENGTHS = range(-3, 4)
 
 
@@ -55,7 +58,7 @@ def _integer(value: Any, low: int, high: int) -> tuple[int | None, str | None]:
         return None, f"expected an integer from {low} to {high}, got {value!r}"
     if isinstance(value, str):
         text = value.strip()
-        if not text.lstrip("+-").isdigit():
+        if not INTEGER.fullmatch(text):
             return None, f"expected an integer from {low} to {high}, got {value!r}"
         value = int(text)
     if isinstance(value, float) and value.is_integer():

@@ -92,6 +92,9 @@ class Campaign(BaseModel):
     raters: list[Rater] = Field(min_length=1, description="Rater accounts.")
     owner: Account = Field(description="The owner's token: it opens the overview page.")
     seed: int = Field(default=0, description="Salt of the deterministic assignment and item order.")
+    secure_cookie: bool = Field(
+        default=False, description="Mark the session cookie `Secure` (sent over HTTPS only) even when the app sees "
+        "plain HTTP, e.g. behind a TLS proxy that does not forward the scheme; it is always so over HTTPS.")
     aggregate: AggregateConfig = Field(
         default_factory=AggregateConfig,
         description="HelpSteer2 aggregation for the overview and `factory annotate export` (keep, max_spread, min_raters).",

@@ -1,4 +1,4 @@
-"""`factory annotate serve|export --campaign CAMPAIGN.yaml` (wired into factory/cli.py, imported on use)."""
+"""`factory annotate serve|export|tokens --campaign CAMPAIGN.yaml` (wired into factory/cli.py, imported on use)."""
 
 from __future__ import annotations
 
@@ -42,8 +42,24 @@ def serve(campaign: Campaign, store: Store, host: str, port: int) -> None:
             guard.release()
 
 
+def print_tokens(campaign: Campaign) -> None:
+    """A fresh strong random token (256 bits, URL-safe) per rater and for the owner, one per line as
+    `account<TAB>token`; an account that reads `token_env` is shown as `export NAME=token` too.
+    Nothing is written: the owner puts them where the campaign reads them and hands each rater theirs."""
+    from annotators.webapp.security import new_token
+
+    print(f"# fresh tokens for campaign {campaign.name}: give each rater only their own; "
+          "put them in the YAML's `token` or in the variables its `token_env` names")
+    for account_id, account in [*((r.id, r) for r in campaign.raters), ("owner", campaign.owner)]:
+        token = new_token()
+        print(f"{account_id}\t{token}" + (f"\t# export {account.token_env}={token}" if account.token_env else ""))
+
+
 def annotate_command(args: argparse.Namespace, store: Store) -> int:
     campaign = load_campaign(args.campaign)
+    if args.action == "tokens":
+        print_tokens(campaign)
+        return 0
     if args.action == "serve":
         serve(campaign, store, args.host, args.port)
         return 0

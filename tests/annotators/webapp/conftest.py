@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from annotators.webapp.app import create_app
 from annotators.webapp.campaign import Campaign, load_campaign
+from annotators.webapp.security import LoginThrottle
 from factory.store import Store
 from schemas.ratings import ATTRIBUTES
 
@@ -63,14 +65,33 @@ def answer(campaign: Campaign, score: int = 3, strength: int = -2, justification
     return data
 
 
+def csrf_of(html: str) -> str:
+    """The CSRF token a page's forms carry."""
+    found = re.search(r'name="csrf_token" value="([^"]*)"', html)
+    assert found, "no csrf_token field on the page"
+    return found.group(1)
+
+
+def login(client: TestClient, token: str) -> tuple[int, str]:
+    """Log in through the form as a browser does: GET the form (CSRF cookie + field), POST it back.
+    Returns the status and the CSRF token of the page logged in to ('' when the login failed)."""
+    form = client.get("/login")
+    response = client.post("/login", data={"token": token, "csrf_token": csrf_of(form.text)}, follow_redirects=False)
+    if response.status_code != 303:
+        return response.status_code, ""
+    landed = client.get(response.headers["location"])
+    return 303, csrf_of(landed.text)
+
+
 @pytest.fixture
 def make_app(tmp_path: Path) -> Callable[..., tuple[TestClient, Campaign, Store]]:
     """make_app(task=..., raters_per_item=...) -> (client, campaign, store); calling it again with
     the same arguments starts a new app over the same store (a restart)."""
 
-    def make(task: str = "both", raters_per_item: int = 2, **extra: Any) -> tuple[TestClient, Campaign, Store]:
+    def make(task: str = "both", raters_per_item: int = 2, throttle: LoginThrottle | None = None,
+             client_options: dict[str, Any] | None = None, **extra: Any) -> tuple[TestClient, Campaign, Store]:
         campaign = load_campaign(write_campaign(tmp_path / "campaign", task, raters_per_item, **extra))
         store = Store(tmp_path / "store")
-        return TestClient(create_app(campaign, store)), campaign, store
+        return TestClient(create_app(campaign, store, throttle), **(client_options or {})), campaign, store
 
     return make

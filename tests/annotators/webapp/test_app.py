@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+import re
+import time
 
-from tests.annotators.webapp.conftest import OWNER, TOKENS, answer, auth
+import pytest
+from fastapi.testclient import TestClient
+
+from annotators.webapp.security import LoginThrottle
+
+from tests.annotators.webapp.conftest import OWNER, TOKENS, answer, auth, csrf_of, login, write_campaign
 
 
 def own_items(client, rater: str) -> list[str]:
@@ -25,8 +32,9 @@ def test_no_token_is_401_and_a_wrong_token_403(make_app):
     page = client.get("/next")
     assert page.status_code == 401 and 'name="token"' in page.text  # the login form
     assert client.get("/api/assignments", headers={"Authorization": "Bearer nope-nope-nope"}).status_code == 403
-    client.cookies.set("factory_annotate_token", "wrong-token")
-    assert client.get("/next").status_code == 403
+    client.cookies.set("factory_annotate_session", "no-such-session")
+    ended = client.get("/next")
+    assert ended.status_code == 401 and "session has ended" in ended.text  # unknown or revoked session
     client.cookies.clear()
     assert client.get("/overview").status_code == 401
     assert client.get("/overview", headers=auth("alice")).status_code == 403  # raters do not see the overview
@@ -36,13 +44,16 @@ def test_no_token_is_401_and_a_wrong_token_403(make_app):
 
 def test_login_sets_a_cookie_and_routes_raters_and_owner(make_app):
     client, _, _ = make_app()
-    assert client.post("/login", data={"token": "wrong-token"}).status_code == 403
-    response = client.post("/login", data={"token": TOKENS["bob"]}, follow_redirects=False)
+    csrf = csrf_of(client.get("/login").text)
+    assert client.post("/login", data={"token": "wrong-token", "csrf_token": csrf}).status_code == 403
+    response = client.post("/login", data={"token": TOKENS["bob"], "csrf_token": csrf}, follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/next"
-    assert "httponly" in response.headers["set-cookie"].lower() and "samesite=strict" in response.headers["set-cookie"].lower()
+    cookie = response.headers["set-cookie"].lower()
+    assert cookie.startswith("factory_annotate_session=") and "httponly" in cookie and "samesite=strict" in cookie
     page = client.get("/next")  # the cookie is sent from now on
     assert page.status_code == 200 and "of" in page.text and "bob" in page.text
-    owner = client.post("/login", data={"token": OWNER}, follow_redirects=False)
+    owner = client.post("/login", data={"token": OWNER, "csrf_token": csrf_of(client.get("/login").text)},
+                        follow_redirects=False)
     assert owner.headers["location"] == "/overview"
 
 
@@ -165,3 +176,199 @@ def test_ratings_only_campaign_writes_only_ratings(make_app):
     assert store.sql("SELECT count(*) AS n FROM ratings")["n"][0] == 1 and not store.has("helpsteer_preferences")
     refused = client.post(f"/api/items/{item}", json={**answer(campaign), "preference_strength": 1}, headers=auth("alice"))
     assert refused.status_code == 422  # no preference in a ratings campaign
+
+
+# ---- hardening: CSRF, Origin, sessions, throttling, size cap, malformed fields, tokens ------------
+
+def test_login_needs_the_forms_csrf_token(make_app):
+    client, _, _ = make_app()
+    refused = client.post("/login", data={"token": TOKENS["alice"]}, follow_redirects=False)
+    assert refused.status_code == 403 and "factory_annotate_session" not in refused.headers.get("set-cookie", "")
+    csrf = csrf_of(client.get("/login").text)
+    assert client.post("/login", data={"token": TOKENS["alice"], "csrf_token": csrf + "x"}).status_code == 403
+    client.cookies.clear()  # the field without its cookie (another site's copy of the form) is refused too
+    assert client.post("/login", data={"token": TOKENS["alice"], "csrf_token": csrf}).status_code == 403
+    assert login(client, TOKENS["alice"])[0] == 303
+
+
+def test_the_cookie_holds_a_session_id_and_logout_revokes_it(make_app):
+    client, _, _ = make_app()
+    status, csrf = login(client, TOKENS["alice"])
+    session = client.cookies.get("factory_annotate_session")
+    assert status == 303 and session and TOKENS["alice"] not in session and len(session) >= 40
+    assert client.post("/logout", data={}).status_code == 403  # logout is a form too: CSRF token needed
+    assert client.get("/next", follow_redirects=False).status_code == 303  # still logged in
+    out = client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    client.cookies.clear()
+    client.cookies.set("factory_annotate_session", session)  # a copy of the cookie kept by someone
+    assert client.get("/next").status_code == 401 and client.get("/api/assignments").status_code == 401
+    # A fresh login makes a fresh session id.
+    client.cookies.clear()
+    login(client, TOKENS["alice"])
+    assert client.cookies.get("factory_annotate_session") not in (None, session)
+
+
+@pytest.mark.parametrize("base_url, extra, secure", [
+    ("http://testserver", {}, False),
+    ("https://testserver", {}, True),
+    ("http://testserver", {"secure_cookie": True}, True),
+])
+def test_the_session_cookie_is_secure_over_https_or_when_asked(make_app, base_url, extra, secure):
+    client, _, _ = make_app(client_options={"base_url": base_url}, **extra)
+    form = client.get("/login")
+    csrf_cookie = form.headers["set-cookie"]
+    assert ("; secure" in csrf_cookie.lower()) == secure
+    # Sent by hand: the test client keeps Secure cookies to https, as browsers do; behind a TLS proxy
+    # the browser talks https while the app sees http.
+    response = client.post("/login", data={"token": TOKENS["bob"], "csrf_token": csrf_of(form.text)},
+                           headers={"Cookie": csrf_cookie.split(";")[0]}, follow_redirects=False)
+    (cookie,) = [c.lower() for c in response.headers.get_list("set-cookie") if c.startswith("factory_annotate_session=")]
+    assert response.status_code == 303 and ("; secure" in cookie) == secure
+
+
+def test_form_posts_with_the_cookie_need_the_sessions_csrf_token(make_app):
+    client, campaign, store = make_app()
+    _, csrf = login(client, TOKENS["carol"])
+    item = own_items(client, "carol")[0]
+    form = {k: str(v) for k, v in answer(campaign).items()}
+    for bad in ({}, {"csrf_token": ""}, {"csrf_token": "forged-token-value"}):
+        refused = client.post(f"/items/{item}", data={**form, **bad}, follow_redirects=False)
+        assert refused.status_code == 403 and "expired or came from another site" in refused.text
+    assert stored(store, "ratings") == 0
+    saved = client.post(f"/items/{item}", data={**form, "csrf_token": csrf}, follow_redirects=False)
+    assert saved.status_code == 303 and stored(store, "ratings") == 2
+    # The rating page the rater sees carries the token in its form.
+    assert f'value="{csrf}"' in client.get(f"/items/{item}").text
+
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": "http://testserver:8001"},  # another port on the same host: same site, another origin
+    {"Origin": "https://evil.example"},
+    {"Origin": "null"},
+    {"Referer": "http://127.0.0.1:9999/attack.html"},
+])
+def test_cross_origin_posts_are_refused_even_with_a_valid_session(make_app, headers):
+    client, campaign, store = make_app()
+    _, csrf = login(client, TOKENS["alice"])
+    item = own_items(client, "alice")[0]
+    form = {**{k: str(v) for k, v in answer(campaign).items()}, "csrf_token": csrf}
+    assert client.post(f"/items/{item}", data=form, headers=headers, follow_redirects=False).status_code == 403
+    assert client.post(f"/api/items/{item}", json=answer(campaign), headers=headers).status_code == 403
+    assert client.post(f"/api/items/{item}", json=answer(campaign), headers={**headers, **auth("alice")}).status_code == 403
+    assert stored(store, "ratings") == 0
+    same_origin = client.post(f"/items/{item}", data=form, headers={"Origin": "http://testserver"}, follow_redirects=False)
+    assert same_origin.status_code == 303 and stored(store, "ratings") == 2
+
+
+def test_the_json_api_takes_only_application_json(make_app):
+    client, campaign, store = make_app()
+    item = own_items(client, "alice")[0]
+    body = json.dumps(answer(campaign))
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None):
+        headers = {**auth("alice"), **({"Content-Type": content_type} if content_type else {})}
+        refused = client.post(f"/api/items/{item}", content=body, headers=headers)
+        assert refused.status_code == 415 and "application/json" in refused.json()["detail"]
+    login(client, TOKENS["alice"])  # the same with the session cookie: a cross-site form can send text/plain
+    assert client.post(f"/api/items/{item}", content=body, headers={"Content-Type": "text/plain"}).status_code == 415
+    assert stored(store, "ratings") == 0
+    ok = client.post(f"/api/items/{item}", content=body, headers={"Content-Type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200 and stored(store, "ratings") == 2
+
+
+def test_wrong_tokens_lock_the_client_out_then_let_it_back(make_app):
+    throttle = LoginThrottle(per_client=3, overall=100, window_s=60, lockout_s=1.0)
+    client, _, _ = make_app(throttle=throttle)
+    csrf = csrf_of(client.get("/login").text)
+    for guess in range(2):
+        assert client.post("/login", data={"token": f"guess-{guess}-xxxx", "csrf_token": csrf}).status_code == 403
+    # A wrong bearer token on the API is a guess too.
+    assert client.get("/api/assignments", headers={"Authorization": "Bearer guess-2-xxxx"}).status_code == 403
+    locked = client.post("/login", data={"token": TOKENS["alice"], "csrf_token": csrf})  # even the right token
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) >= 1 and "Too many" in locked.text
+    assert client.get("/api/assignments", headers=auth("alice")).status_code == 429
+    other = TestClient(client.app, client=("10.0.0.7", 40000))  # another client is not locked out
+    assert other.get("/api/assignments", headers=auth("alice")).status_code == 200
+    time.sleep(1.1)
+    assert login(client, TOKENS["alice"])[0] == 303
+
+
+def test_guesses_from_many_clients_lock_everyone_out(make_app):
+    client, _, _ = make_app(throttle=LoginThrottle(per_client=100, overall=4, window_s=60, lockout_s=60))
+    for n in range(4):
+        guesser = TestClient(client.app, client=(f"10.0.0.{n}", 40000))
+        assert guesser.get("/api/assignments", headers={"Authorization": f"Bearer guess-{n}-xxxx"}).status_code == 403
+    assert client.get("/api/assignments", headers=auth("alice")).status_code == 429
+
+
+def test_request_bodies_are_capped(make_app):
+    client, campaign, store = make_app()
+    item = own_items(client, "alice")[0]
+    huge = json.dumps({**answer(campaign), "justification": "x" * (2 * 1024 * 1024)})
+    declared = client.post(f"/api/items/{item}", content=huge, headers={**auth("alice"), "Content-Type": "application/json"})
+    assert declared.status_code == 413
+    chunks = (b"x" * 65536 for _ in range(40))  # no Content-Length: streamed chunks are counted
+    streamed = client.post(f"/api/items/{item}", content=chunks, headers={**auth("alice"), "Content-Type": "application/json"})
+    assert streamed.status_code == 413
+    assert client.post("/login", content=b"token=" + b"a" * (1024 * 1024),
+                       headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 413
+    assert stored(store, "ratings") == 0
+    assert client.post(f"/api/items/{item}", json=answer(campaign), headers=auth("alice")).status_code == 200
+
+
+@pytest.mark.parametrize("value", ["+-3", "²", "٣", "1e3", "0x1", "9" * 5000, "nan", "inf", "3.", "+ 3", "--1", "３"])
+def test_malformed_numbers_are_422_never_500(make_app, value):
+    client, campaign, store = make_app()
+    item = own_items(client, "alice")[0]
+    for field in ("helpfulness_1", "preference_strength"):
+        body = {**answer(campaign), field: value}
+        api = client.post(f"/api/items/{item}", json=body, headers=auth("alice"))
+        assert api.status_code == 422 and field in {p["field"] for p in api.json()["detail"]}
+        form = client.post(f"/items/{item}", data={k: str(v) for k, v in body.items()}, headers=auth("alice"))
+        assert form.status_code == 422
+    assert stored(store, "ratings") == 0
+
+
+@pytest.mark.parametrize("content, content_type", [
+    (b"[" * 200_000 + b"]" * 200_000, "application/json"),  # nesting deeper than the parser's recursion
+    (b'{"helpfulness_1": \xff\xfe}', "application/json"),     # not UTF-8
+    (b'{"note": "\\ud800"}', "application/json"),               # a lone surrogate
+    (b'{"helpfulness_1": [1], "note": {"a": 1}, "justification": 3}', "application/json"),
+    (b"", "application/json"),
+])
+def test_malformed_json_bodies_are_422(make_app, content, content_type):
+    client, _, store = make_app()
+    item = own_items(client, "alice")[0]
+    response = client.post(f"/api/items/{item}", content=content, headers={**auth("alice"), "Content-Type": content_type})
+    assert response.status_code == 422
+    assert stored(store, "ratings") == 0
+
+
+@pytest.mark.parametrize("content, content_type", [
+    (b"--x\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nunterminated", "multipart/form-data; boundary=x"),
+    (b"garbage", "multipart/form-data"),  # no boundary
+    (b"--x\r\nContent-Disposition: form-data; name=\"note\"; filename=\"a.txt\"\r\n\r\nfile\r\n--x--\r\n",
+     "multipart/form-data; boundary=x"),  # a file where text belongs
+    (b"helpfulness_1=%ff%fe&note=%", "application/x-www-form-urlencoded"),
+])
+def test_malformed_forms_are_422(make_app, content, content_type):
+    client, _, store = make_app()
+    item = own_items(client, "alice")[0]
+    response = client.post(f"/items/{item}", content=content, headers={**auth("alice"), "Content-Type": content_type})
+    assert response.status_code == 422
+    assert stored(store, "ratings") == 0
+
+
+def test_annotate_tokens_prints_a_strong_token_per_rater_and_owner(tmp_path, capsys):
+    from factory.cli import main
+
+    path = write_campaign(tmp_path / "campaign")
+    assert main(["annotate", "tokens", "--campaign", str(path)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
+    accounts = dict(line.split("\t")[:2] for line in lines)
+    assert list(accounts) == [*TOKENS, "owner"]
+    assert len(set(accounts.values())) == 4
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{43}", token) for token in accounts.values())  # 256 random bits
+    assert main(["annotate", "tokens", "--campaign", str(path)]) == 0  # fresh ones each time
+    again = dict(line.split("\t")[:2] for line in capsys.readouterr().out.splitlines() if not line.startswith("#"))
+    assert not set(again.values()) & set(accounts.values())

@@ -11,13 +11,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
 from annotators.webapp.campaign import load_campaign
 from factory.store import Store
 from schemas.ratings import ATTRIBUTES
-from tests.annotators.webapp.conftest import TOKENS, answer, write_campaign
+from tests.annotators.webapp.conftest import TOKENS, answer, csrf_of, write_campaign
 from tests.helpers import free_port
 
 
@@ -97,3 +98,76 @@ def test_concurrent_submissions_over_http_keep_every_answer_once(server):
     # A second server for the same campaign and store is refused: the first is the only writer.
     second = subprocess.run(command[:-1] + [str(free_port())], check=False, capture_output=True, text=True, timeout=120)
     assert second.returncode == 2 and "already served" in second.stderr
+
+class Browser:
+    """A cookie-keeping HTTP client, as a browser on the rater's machine (or an attacker's page) posts."""
+
+    def __init__(self, base: str):
+        import http.cookiejar
+
+        self.base = base
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def send(self, path: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, str, Any]:
+        request = urllib.request.Request(self.base + path, data=data, headers=headers or {})
+        try:
+            with self.opener.open(request, timeout=30) as response:
+                return response.status, response.read().decode(), response.headers
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode(), error.headers
+
+    def form(self, path: str, fields: dict[str, str], **headers: str) -> tuple[int, str, Any]:
+        return self.send(path, urllib.parse.urlencode(fields).encode(),
+                         {"Content-Type": "application/x-www-form-urlencoded", **headers})
+
+
+def test_a_session_over_http_is_guarded_against_forgery_guessing_and_floods(server):
+    base, _, campaign, store = server
+    browser = Browser(base)
+    status, page, _ = browser.send("/login")
+    csrf = csrf_of(page)
+    status, page, _ = browser.form("/login", {"token": TOKENS["alice"], "csrf_token": csrf}, Origin=base)
+    assert status == 200 and "rate-form" in page  # redirected to the first item
+    cookies = {c.name: c.value for h in browser.opener.handlers if hasattr(h, "cookiejar") for c in h.cookiejar}
+    assert TOKENS["alice"] not in cookies.values() and cookies.get("factory_annotate_session")
+    item = page.split('action="/items/', 1)[1].split('"', 1)[0]
+    fields = {k: str(v) for k, v in answer(campaign).items()}
+
+    # Another site's page posting with the rater's cookie: another port on 127.0.0.1 is another origin.
+    evil = "http://127.0.0.1:1"
+    assert browser.form(f"/items/{item}", {**fields, "csrf_token": csrf_of(page)}, Origin=evil)[0] == 403
+    assert browser.form(f"/items/{item}", fields, Origin=base)[0] == 403  # no CSRF token
+    plain = browser.send(f"/api/items/{item}", json.dumps(answer(campaign)).encode(), {"Content-Type": "text/plain"})
+    assert plain[0] == 415
+    assert not store.has("ratings")
+    assert browser.form(f"/items/{item}", {**fields, "csrf_token": csrf_of(page)}, Origin=base)[0] == 200
+    assert store.sql("SELECT count(*) AS n FROM ratings")["n"][0] == 2
+
+    # A 100 MB body is refused from its declared length, before it is read.
+    import http.client
+
+    connection = http.client.HTTPConnection(base.removeprefix("http://"), timeout=30)
+    connection.putrequest("POST", f"/api/items/{item}")
+    for name, value in (("Authorization", f"Bearer {TOKENS['alice']}"), ("Content-Type", "application/json"),
+                        ("Content-Length", str(100 * 1024 * 1024))):
+        connection.putheader(name, value)
+    connection.endheaders(b"{")
+    assert connection.getresponse().status == 413
+    connection.close()
+
+    # Logout ends the session on the server: the cookie copied before logout opens nothing.
+    status, page, _ = browser.send("/next")
+    assert browser.form("/logout", {"csrf_token": csrf_of(page)}, Origin=base)[0] == 200
+    copied = urllib.request.Request(base + "/api/assignments",
+                                    headers={"Cookie": f"factory_annotate_session={cookies['factory_annotate_session']}"})
+    with pytest.raises(urllib.error.HTTPError) as ended:
+        urllib.request.urlopen(copied, timeout=30)
+    assert ended.value.code == 401
+
+    # Guessing tokens: five wrong ones lock this client out, the right one included, with Retry-After.
+    guesses = [call(base, "/api/assignments", f"guess-{n}-xxxxxxxx")[0] for n in range(6)]
+    assert guesses[:5] == [403] * 5 and guesses[5] == 429
+    request = urllib.request.Request(base + "/api/assignments", headers={"Authorization": f"Bearer {TOKENS['bob']}"})
+    with pytest.raises(urllib.error.HTTPError) as locked:
+        urllib.request.urlopen(request, timeout=30)
+    assert locked.value.code == 429 and int(locked.value.headers["Retry-After"]) > 0
