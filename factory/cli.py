@@ -86,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     pipeline = load_pipeline(args.pipeline)
     summaries = PipelineRunner(pipeline, _store(args), limit=args.limit, executor=args.executor,
-                               retry_errors=args.retry_errors).run()
+                               retry_errors=args.retry_errors, streaming=False if args.sequential else None).run()
     errors = sum(summary.error_rows for summary in summaries)
     print(f"done: {sum(s.rows for s in summaries)} rows written, {errors} error rows")
     return 0
@@ -264,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--limit", type=positive_int, help="use only the first N input rows of each stage")
     run.add_argument("--executor", choices=("ray", "local"), help="override the pipeline's executor")
     run.add_argument("--retry-errors", action="store_true", help="re-run the rows each stage stored as errors")
+    run.add_argument("--sequential", action="store_true",
+                     help="one stage after another (default: the pipeline's `streaming`, on unless set false)")
     run.set_defaults(handler=cmd_run)
 
     runs = commands.add_parser("runs", help="list past runs per stage: status, rows, errors, tokens, seconds")

@@ -90,6 +90,10 @@ class PipelineConfig(BaseModel):
     executor: Literal["ray", "local"] = Field(
         default="ray", description="'ray': Ray Data actor pools; 'local': the same stage code in this process."
     )
+    streaming: bool = Field(
+        default=True, description="Run stages concurrently: row-wise stages consume their input as it is committed, "
+        "grouping stages start once the stages before them finished (docs: README 'How a run flows'). "
+        "false: one stage after another.")
     models: dict[str, ModelSpec] = Field(default_factory=dict, description="Named models the stages use.")
     stages: list[StageSpec] = Field(min_length=1, description="Stages, run in order.")
     train: list[TrainStep] = Field(default_factory=list, description="Training runs after the stages.")

@@ -14,20 +14,23 @@ import uuid
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from factory.config import CountInput, DatasetInput, Pipeline, PlannedStage, SeedInput
 from factory.engines.metered import USAGE_KEY, Usage
 from factory.engines.shared import SharedEngines
 from factory.errors import ConfigError, StoreError
 from factory.models import BUNDLED, resolve_model
-from factory.placement import EXECUTORS
+from factory.placement import EXECUTORS, ensure_ray
+from factory.schedule import Scheduler, UpstreamFinished, plan
 from factory.seeds import read_seed_file
 from factory.store import Store, quote_identifier
 from schemas import RunRecord, rows_to_arrow
 
 RUNS_DATASET = "runs"
+POLL_SECONDS = 1.0  # a streaming stage with nothing to do looks at its input again after this long
 
 
 @dataclass
@@ -42,6 +45,7 @@ class StageSummary:
     completion_tokens: int = 0
     engine_seconds: float = 0.0
     seconds: float = 0.0
+    processed_inputs: int = 0
 
     def add(self, batch: pa.Table) -> pa.Table:
         """Count a finished batch; returns it without the usage metadata the actor attached."""
@@ -59,15 +63,25 @@ class StageSummary:
 
 class PipelineRunner:
     def __init__(self, pipeline: Pipeline, store: Store, limit: int | None = None,
-                 executor: str | None = None, console: Console | None = None, retry_errors: bool = False):
+                 executor: str | None = None, console: Console | None = None, retry_errors: bool = False,
+                 streaming: bool | None = None):
         self.pipeline = pipeline
         self.store = store
         self.limit = limit
         self.retry_errors = retry_errors
         self.executor = executor or pipeline.config.executor
+        self.streaming = pipeline.config.streaming if streaming is None else streaming
         self.console = console or Console(stderr=True, soft_wrap=True)
         self.run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         self._seed_tables: dict[int, pa.Table] = {}
+        self.scheduler: Scheduler | None = None
+        # One line per running stage: rows in (of those known so far), rows out, errors, rate.
+        self.progress = Progress(TextColumn("[bold]{task.fields[stage]}[/]"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("rows in, {task.fields[rows]} out, {task.fields[errors]} errors, "
+                                            "{task.fields[rate]} rows/s"), TimeElapsedColumn(),
+                                 console=self.console, transient=True)
+        self._tasks: dict[int, TaskID] = {}
+        self._clocks: dict[int, float] = {}
 
     # ---- checks before any work ----------------------------------------------------------------
 
@@ -114,11 +128,19 @@ class PipelineRunner:
     def run(self) -> list[StageSummary]:
         self.check()
         self.prepare_models()
+        mode = "streaming" if self.streaming else "sequential"
         self.console.print(f"run [bold]{self.run_id}[/] of pipeline '{self.pipeline.config.name}' "
-                           f"on store {self.store.location} ({self.executor})")
+                           f"on store {self.store.location} ({self.executor}, {mode})")
+        if self.executor == "ray":
+            ensure_ray()  # here, in the driver's main thread, not in the first stage's thread
         # Each distinct model loads once for the whole run; released before any training step.
-        with SharedEngines(self.executor) as engines:
-            summaries = [self.run_stage(stage, engines) for stage in self.pipeline.stages]
+        with SharedEngines(self.executor, thread_safe=self.streaming) as engines, self.progress:
+            if self.streaming:
+                self.scheduler = Scheduler(plan(self.pipeline), lambda stage, finished: self.run_stage(
+                    stage, engines, finished))
+                summaries = self.scheduler.run()
+            else:
+                summaries = [self.run_stage(stage, engines) for stage in self.pipeline.stages]
         self.compact({stage.output for stage in self.pipeline.stages} | {RUNS_DATASET})
         for step in self.pipeline.config.train:
             # Imported by name on use: factory never imports the trainers package at load (DESIGN §2).
@@ -146,32 +168,67 @@ class PipelineRunner:
         table = stage.stage_class.prepare_input(stage.config, table, self.store)
         return table.slice(0, self.limit) if self.limit is not None else table
 
-    def run_stage(self, stage: PlannedStage, engines: SharedEngines) -> StageSummary:
+    def run_stage(self, stage: PlannedStage, engines: SharedEngines,
+                  upstream_finished: UpstreamFinished = lambda: True) -> StageSummary:
+        """Process what is missing of the stage's input, in rounds while its upstream still commits
+        rows (streaming), until the upstream has finished and a last round found nothing left."""
         started = dt.datetime.now(dt.timezone.utc)
         clock = time.perf_counter()
-        inputs = self.input_rows(stage)
-        versions = self._input_versions(stage)
+        summary = StageSummary(stage.name, stage.output, 0, 0)
+        versions: dict[str, int | None] | None = None
+        attempted: set[str] = set()  # inputs this run already did: a row that failed is not redone in a loop
         # Concurrent runs of one stage take turns; each computes what is missing once it holds the lock.
         with self.store.lock(f"{stage.output}-{stage.fingerprint}"):
-            retry = self.retry_errors and "error" in self.store.columns(stage.output)
-            # --retry-errors: error rows count as missing; their retries replace them commit by commit,
-            # so a crash part-way leaves each row either retried or still its old error, never gone.
-            condition = "fingerprint = ? AND error IS NULL" if retry else "fingerprint = ?"
-            todo = self.store.without_done(stage.output, inputs, where=condition, params=[stage.fingerprint])
-            summary = StageSummary(stage.name, stage.output, inputs.num_rows, inputs.num_rows - todo.num_rows)
             status, message = "completed", None
             try:
-                if todo.num_rows:
-                    self._map(stage, todo, summary, retry, engines)
+                while True:
+                    last_round = upstream_finished()  # read before the input: then the input is complete
+                    if not self._input_exists(stage):  # its upstream has committed nothing yet
+                        if last_round or self._stopping():
+                            break
+                        time.sleep(POLL_SECONDS)
+                        continue
+                    inputs = self.input_rows(stage)
+                    versions = versions or self._input_versions(stage)
+                    todo = self._todo(stage, inputs, attempted)
+                    summary.input_rows = inputs.num_rows
+                    if todo.num_rows:
+                        attempted.update(todo.column("id").to_pylist())
+                        self._map(stage, todo, summary, engines)
+                    if last_round or self._stopping():
+                        break
+                    if not todo.num_rows:
+                        time.sleep(POLL_SECONDS)
             except BaseException as exc:
                 status, message = "failed", f"{type(exc).__name__}: {exc}"
                 raise
             finally:
+                summary.skipped_rows = summary.input_rows - summary.processed_inputs
                 summary.seconds = time.perf_counter() - clock
+                versions = versions or {}
                 versions[stage.output] = self.store.version(stage.output)
                 self._record(stage, summary, status, message, started, versions)
         self._print(summary)
         return summary
+
+    def _todo(self, stage: PlannedStage, inputs: pa.Table, attempted: set[str]) -> pa.Table:
+        # --retry-errors: error rows count as missing; their retries replace them commit by commit,
+        # so a crash part-way leaves each row either retried or still its old error, never gone.
+        condition = "fingerprint = ? AND error IS NULL" if self._retrying(stage) else "fingerprint = ?"
+        todo = self.store.without_done(stage.output, inputs, where=condition, params=[stage.fingerprint])
+        if attempted and todo.num_rows:
+            todo = todo.filter(pc.invert(pc.is_in(todo.column("id"), pa.array(list(attempted), pa.string()))))
+        return todo
+
+    def _input_exists(self, stage: PlannedStage) -> bool:
+        source = stage.spec.input
+        return not isinstance(source, DatasetInput) or self.store.has(source.dataset)
+
+    def _retrying(self, stage: PlannedStage) -> bool:
+        return self.retry_errors and "error" in self.store.columns(stage.output)
+
+    def _stopping(self) -> bool:
+        return self.scheduler is not None and self.scheduler.stop.is_set()
 
     def _input_versions(self, stage: PlannedStage) -> dict[str, int | None]:
         source = stage.spec.input
@@ -182,20 +239,33 @@ class PipelineRunner:
             return {dataset: self.store.version(dataset)}
         return {}
 
-    def _map(self, stage: PlannedStage, todo: pa.Table, summary: StageSummary, retry: bool,
-             engines: SharedEngines) -> None:
-        progress = Progress(TextColumn(f"[bold]{stage.name}[/]"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("rows in"), TimeElapsedColumn(), console=self.console, transient=True)
-        with progress:
-            task = progress.add_task(stage.name, total=todo.num_rows)
-            for batch in EXECUTORS[self.executor](stage, self.run_id, todo, engines.for_stage(stage.models)):
-                batch = summary.add(batch)
-                parents = sorted(set(batch.column("parent_id").to_pylist()))
-                if retry and batch.num_rows:  # the driver is the only writer
-                    self.store.replace(stage.output, batch, {"fingerprint": [stage.fingerprint], "parent_id": parents})
-                else:
-                    self.store.append(stage.output, batch)
-                progress.advance(task, len(parents))
+    def _map(self, stage: PlannedStage, todo: pa.Table, summary: StageSummary, engines: SharedEngines) -> None:
+        retry = self._retrying(stage)
+        task = self._task(stage, todo.num_rows)
+        for batch in EXECUTORS[self.executor](stage, self.run_id, todo, engines.for_stage(stage.models)):
+            batch = summary.add(batch)
+            parents = sorted(set(batch.column("parent_id").to_pylist()))
+            if retry and batch.num_rows:  # the driver is the only writer
+                self.store.replace(stage.output, batch, {"fingerprint": [stage.fingerprint], "parent_id": parents})
+            else:
+                self.store.append(stage.output, batch)
+            summary.processed_inputs += len(parents)
+            rate = summary.processed_inputs / max(time.perf_counter() - self._clocks[stage.index], 1e-9)
+            self.progress.update(task, advance=len(parents), rows=summary.rows, errors=summary.error_rows,
+                                 rate=f"{rate:.1f}")
+            if self._stopping():
+                return
+
+    def _task(self, stage: PlannedStage, rows: int) -> TaskID:
+        """The stage's line in the run's progress display, its total grown by `rows`."""
+        if stage.index not in self._tasks:
+            self._clocks[stage.index] = time.perf_counter()
+            self._tasks[stage.index] = self.progress.add_task(stage.name, total=0, stage=stage.name, rows=0,
+                                                              errors=0, rate="0.0")
+        task = self._tasks[stage.index]
+        known = next(t.total for t in self.progress.tasks if t.id == task) or 0
+        self.progress.update(task, total=known + rows)
+        return task
 
     def compact(self, datasets: set[str]) -> None:
         """Each commit adds a file; compacting at the end keeps reads fast (README: the store)."""

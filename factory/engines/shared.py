@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ from factory.engines.spec import ModelSpec
 from factory.errors import FactoryError
 
 ENGINE_RESTARTS = 3  # restarts of a dead engine actor before its stage fails with the reason
+VLLM_ACTOR_CALLS = 256  # concurrent calls a vLLM engine actor takes; vLLM's scheduler queues the rest
 
 
 def engine_key(spec: ModelSpec) -> str:
@@ -97,11 +99,39 @@ class RemoteEngine(Engine):
         return self._attributes[name]
 
 
+class LockedEngine(Engine):
+    """An in-process engine shared by stages running in several threads: one call at a time (a
+    model object is not thread-safe; an engine actor serialises its calls the same way)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.name = engine.name
+        self._lock = threading.Lock()
+
+    def generate(self, conversations: list[Prompt], sampling: SamplingParams) -> list[Generation]:
+        with self._lock:
+            return self.engine.generate(conversations, sampling)
+
+    def logprobs(self, conversations: list[Prompt], responses: list[str]) -> list[list[float]]:
+        with self._lock:
+            return self.engine.logprobs(conversations, responses)
+
+    def option_probs(self, conversations: list[Prompt], options: list[str]) -> list[list[float]]:
+        with self._lock:
+            return self.engine.option_probs(conversations, options)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.engine, name)
+
+
 class SharedEngines:
     """The engines of one run, started on first use and released by `close`."""
 
-    def __init__(self, executor: str):
+    def __init__(self, executor: str, thread_safe: bool = False):
         self.executor = executor
+        self.thread_safe = thread_safe
         self._engines: dict[str, Engine] = {}
         self._actors: list[Any] = []
 
@@ -112,7 +142,11 @@ class SharedEngines:
     def _engine(self, spec: ModelSpec) -> Engine:
         key = engine_key(spec)
         if key not in self._engines:
-            self._engines[key] = load_engine(spec) if self.executor == "local" else self._start_actors(spec)
+            if self.executor == "local":
+                engine = load_engine(spec)
+                self._engines[key] = LockedEngine(engine) if self.thread_safe else engine
+            else:
+                self._engines[key] = self._start_actors(spec)
         return self._engines[key]
 
     def _start_actors(self, spec: ModelSpec) -> RemoteEngine:
@@ -124,6 +158,9 @@ class SharedEngines:
         actor_class = ray.remote(EngineActor).options(
             num_cpus=spec.num_cpus, num_gpus=spec.gpus_per_replica(), resources=spec.resources or None,
             max_restarts=ENGINE_RESTARTS, max_task_retries=ENGINE_RESTARTS,
+            # A vLLM engine schedules concurrent calls together: let every in-flight batch in (the stage
+            # actors bound how many: in_flight_batches each); other engines take one call at a time.
+            max_concurrency=VLLM_ACTOR_CALLS if spec.backend == "vllm" else 1,
         )
         handles = [actor_class.remote(spec) for _ in range(spec.replicas)]
         self._actors += handles
