@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,7 +18,7 @@ from annotators.webapp.campaign import load_campaign
 from factory.store import Store
 from schemas.ratings import ATTRIBUTES
 from tests.annotators.webapp.conftest import TOKENS, answer, csrf_of, write_campaign
-from tests.helpers import free_port
+from tests.helpers import PROBE_TIMEOUT_S, free_port, wait_until_ready
 
 
 
@@ -49,16 +48,13 @@ def server(tmp_path):
                "--store", str(store), "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(base + "/login", timeout=2).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"server did not start: {process.communicate()[0]}")
-            time.sleep(0.2)
+    try:
+        wait_until_ready(f"the rating app at {base} to answer GET /login",
+                         lambda: urllib.request.urlopen(base + "/login", timeout=PROBE_TIMEOUT_S).close() or True,
+                         process=process)
+    except AssertionError as exc:
+        process.kill()
+        pytest.fail(f"{exc}; its output: {process.communicate()[0][-2000:]}")
     yield base, command, load_campaign(path), Store(store)
     process.terminate()
     process.wait(timeout=20)
@@ -98,6 +94,7 @@ def test_concurrent_submissions_over_http_keep_every_answer_once(server):
     # A second server for the same campaign and store is refused: the first is the only writer.
     second = subprocess.run(command[:-1] + [str(free_port())], check=False, capture_output=True, text=True, timeout=120)
     assert second.returncode == 2 and "already served" in second.stderr
+
 
 class Browser:
     """A cookie-keeping HTTP client, as a browser on the rater's machine (or an attacker's page) posts."""
