@@ -49,8 +49,10 @@ class Resources(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     concurrency: int = Field(default=1, ge=1, description="Actors in the stage's pool (each loads its models once).")
-    num_cpus: float = Field(default=1, ge=0, description="CPUs reserved per actor.")
-    num_gpus: float = Field(default=0, ge=0, description="GPUs per actor.")
+    num_cpus: float = Field(default=0.25, ge=0, description="CPUs reserved per stage actor. Models run in their "
+                            "shared engine actors (models: num_cpus/num_gpus), so a stage actor mostly waits on them.")
+    num_gpus: float = Field(default=0, ge=0, description="GPUs per stage actor (for a stage's own GPU work; "
+                            "models get theirs in the models: section).")
     batch_size: int = Field(default=8, ge=1, description="Input rows per batch; a batch is one committed shard.")
 
 
