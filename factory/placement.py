@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import pyarrow as pa
 
@@ -44,8 +47,20 @@ def batches(table: pa.Table, batch_size: int) -> list[pa.Table]:
 
 def run_local(planned: PlannedStage, run_id: str, todo: pa.Table, engines: Mapping[str, Engine]) -> Iterator[pa.Table]:
     actor = StageActor(planned, run_id, engines)
-    for batch in batches(todo, planned.spec.resources.batch_size):
-        yield actor(batch)
+    width = in_flight(planned).get("max_concurrent_calls_per_actor", 1)
+    if width == 1:
+        for batch in batches(todo, planned.spec.resources.batch_size):
+            yield actor(batch)
+        return
+    # Up to `width` batches at once, in threads, as a Ray stage actor runs them; results in order.
+    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="batch") as pool:
+        pending: deque[Future[pa.Table]] = deque()
+        for batch in batches(todo, planned.spec.resources.batch_size):
+            pending.append(pool.submit(actor, batch))
+            if len(pending) >= width:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def ensure_ray() -> None:
@@ -56,6 +71,15 @@ def ensure_ray() -> None:
         # picks a cluster; otherwise a fresh local Ray, never some other cluster found on this machine.
         ray.init(address=os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False,
                  log_to_driver=False, logging_level=logging.WARNING, configure_logging=False)
+
+
+def in_flight(planned: PlannedStage) -> dict[str, Any]:
+    """Several batches at once per stage actor, one thread each, where a model's engine schedules
+    concurrent calls together (vLLM: `in_flight_batches`); otherwise one at a time."""
+    width = max([spec.in_flight_batches for spec in planned.models.values() if spec.backend == "vllm"], default=1)
+    if width == 1:
+        return {}
+    return {"max_concurrent_calls_per_actor": width, "enable_true_multi_threading": True}
 
 
 def run_ray(planned: PlannedStage, run_id: str, todo: pa.Table, engines: Mapping[str, Engine]) -> Iterator[pa.Table]:
@@ -74,7 +98,7 @@ def run_ray(planned: PlannedStage, run_id: str, todo: pa.Table, engines: Mapping
         fn_constructor_kwargs={"planned": planned, "run_id": run_id, "engines": dict(engines)},
         batch_size=resources.batch_size,
         batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(size=resources.concurrency),
+        compute=ray.data.ActorPoolStrategy(size=resources.concurrency, **in_flight(planned)),
         num_cpus=resources.num_cpus,
         num_gpus=resources.num_gpus,  # the models' GPUs belong to their engine actors
     )

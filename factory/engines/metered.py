@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -41,9 +42,22 @@ class MeteredEngine(Engine):
     def __init__(self, engine: Engine):
         self.engine = engine
         self.name = engine.name
-        self.usage = Usage()
+        # Per calling thread: a stage actor with several batches in flight (one thread each) counts
+        # each batch's calls apart.
+        self._local = threading.local()
+
+    @property
+    def usage(self) -> Usage:
+        """What this thread's calls did so far."""
+        return getattr(self._local, "usage", Usage())
+
+    @usage.setter
+    def usage(self, value: Usage) -> None:
+        self._local.usage = value
 
     def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("_"):
+            raise AttributeError(attribute)
         return getattr(self.engine, attribute)
 
     def generate(self, conversations: list[Prompt], sampling: SamplingParams) -> list[Generation]:
