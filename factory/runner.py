@@ -64,13 +64,14 @@ class StageSummary:
 class PipelineRunner:
     def __init__(self, pipeline: Pipeline, store: Store, limit: int | None = None,
                  executor: str | None = None, console: Console | None = None, retry_errors: bool = False,
-                 streaming: bool | None = None):
+                 streaming: bool | None = None, share_engines: bool = True):
         self.pipeline = pipeline
         self.store = store
         self.limit = limit
         self.retry_errors = retry_errors
         self.executor = executor or pipeline.config.executor
         self.streaming = pipeline.config.streaming if streaming is None else streaming
+        self.share_engines = share_engines or self.streaming
         self.console = console or Console(stderr=True, soft_wrap=True)
         self.run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         self._seed_tables: dict[int, pa.Table] = {}
@@ -139,8 +140,13 @@ class PipelineRunner:
                 self.scheduler = Scheduler(plan(self.pipeline), lambda stage, finished: self.run_stage(
                     stage, engines, finished))
                 summaries = self.scheduler.run()
-            else:
+            elif self.share_engines:
                 summaries = [self.run_stage(stage, engines) for stage in self.pipeline.stages]
+            else:  # the runner before shared engines, kept as the benchmarks' baseline: a load per stage
+                summaries = []
+                for stage in self.pipeline.stages:
+                    with SharedEngines(self.executor) as own:
+                        summaries.append(self.run_stage(stage, own))
         self.compact({stage.output for stage in self.pipeline.stages} | {RUNS_DATASET})
         for step in self.pipeline.config.train:
             # Imported by name on use: factory never imports the trainers package at load (DESIGN §2).

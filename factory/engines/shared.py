@@ -130,6 +130,7 @@ class SharedEngines:
     """The engines of one run, started on first use and released by `close`."""
 
     def __init__(self, executor: str, thread_safe: bool = False):
+        """`thread_safe`: stages call the engines from several threads (streaming runs)."""
         self.executor = executor
         self.thread_safe = thread_safe
         self._engines: dict[str, Engine] = {}
@@ -144,7 +145,9 @@ class SharedEngines:
         if key not in self._engines:
             if self.executor == "local":
                 engine = load_engine(spec)
-                self._engines[key] = LockedEngine(engine) if self.thread_safe else engine
+                # An engine that schedules concurrent calls itself (vLLM's async engine) says so.
+                needs_lock = self.thread_safe and not getattr(engine, "thread_safe", False)
+                self._engines[key] = LockedEngine(engine) if needs_lock else engine
             else:
                 self._engines[key] = self._start_actors(spec)
         return self._engines[key]
