@@ -213,7 +213,9 @@ def create_app(campaign: Campaign, store: Store, throttle: LoginThrottle | None 
         else:
             response = await call_next(request)
         response.headers.update({"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
-                                 "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})
+                                 # same-origin, not no-referrer: under no-referrer Chromium sends
+                                 # `Origin: null` on the app's own form posts, which the guard refuses.
+                                 "Referrer-Policy": "same-origin", "Cache-Control": "no-store"})
         return response
 
     # Outermost: a body over the cap is refused before any route (or the guard) reads it.
