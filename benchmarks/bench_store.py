@@ -9,7 +9,7 @@
 
 Timed sides alternate and medians are reported (the machines are shared and noisy):
 
-    .venv/bin/python -m benchmarks.bench_store            # ~6 minutes on 2 cores
+    .venv/bin/python -m benchmarks.bench_store            # the issue's sizes: well over 20 minutes on 2 cores
     .venv/bin/python -m benchmarks.bench_store --rows 200000 --small-commits 2000   # a quick look
 """
 
@@ -145,10 +145,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        results = bench_large(Path(folder), args.rows, args.commit_rows, args.repeats)
-        results += bench_small_commits(Path(folder), args.small_commits, args.repeats)
+        # Printed as each part ends, so a run cut short still reports what it measured.
+        report(bench_large(Path(folder), args.rows, args.commit_rows, args.repeats))
+        report(bench_small_commits(Path(folder), args.small_commits, args.repeats))
+
+
+def report(results: list[tuple[str, float, float, str]]) -> None:
     for label, ours, baseline, verdict in results:
-        print(f"{label}: store {ours * 1000:9.1f} ms, baseline {baseline * 1000:9.1f} ms -> {verdict}")
+        print(f"{label}: store {ours * 1000:9.1f} ms, baseline {baseline * 1000:9.1f} ms -> {verdict}", flush=True)
 
 
 if __name__ == "__main__":
