@@ -18,6 +18,7 @@ import pyarrow as pa
 from factory.config import PlannedStage
 from factory.engines import Engine
 from factory.engines.metered import USAGE_KEY, MeteredEngine, Usage
+from factory.engines.shared import LockedEngine
 from factory.stage import Stage, StageContext
 
 
@@ -26,8 +27,10 @@ class StageActor:
 
     def __init__(self, planned: PlannedStage, run_id: str, engines: Mapping[str, Engine]):
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # batches already use every thread
-        # A metering wrapper per stage actor: usage is counted per stage even where engines are shared.
-        self.engines = {role: MeteredEngine(engine) for role, engine in engines.items()}
+        # A metering wrapper per stage actor: usage is counted per stage even where engines are shared
+        # (inside a shared in-process engine's lock, so waiting for another stage is not model time).
+        self.engines = {role: engine.around(MeteredEngine) if isinstance(engine, LockedEngine) else
+                        MeteredEngine(engine) for role, engine in engines.items()}
         context = StageContext(planned.name, planned.config, run_id, planned.fingerprint, dict(self.engines))
         self.stage: Stage = planned.stage_class(context)
 

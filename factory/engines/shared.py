@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from factory.engines import load_engine
@@ -103,10 +103,15 @@ class LockedEngine(Engine):
     """An in-process engine shared by stages running in several threads: one call at a time (a
     model object is not thread-safe; an engine actor serialises its calls the same way)."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, lock: threading.Lock | None = None):
         self.engine = engine
         self.name = engine.name
-        self._lock = threading.Lock()
+        self._lock = lock or threading.Lock()
+
+    def around(self, wrap: Callable[[Engine], Engine]) -> LockedEngine:
+        """The same lock around `wrap(engine)`: a stage's metering inside the lock counts model time,
+        not the time spent waiting for another stage's call."""
+        return LockedEngine(wrap(self.engine), self._lock)
 
     def generate(self, conversations: list[Prompt], sampling: SamplingParams) -> list[Generation]:
         with self._lock:
