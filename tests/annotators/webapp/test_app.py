@@ -329,32 +329,28 @@ def test_malformed_numbers_are_422_never_500(make_app, value):
     assert stored(store, "ratings") == 0
 
 
-@pytest.mark.parametrize("content, content_type", [
+MALFORMED_JSON = [
     (b"[" * 200_000 + b"]" * 200_000, "application/json"),  # nesting deeper than the parser's recursion
     (b'{"helpfulness_1": \xff\xfe}', "application/json"),     # not UTF-8
     (b'{"note": "\\ud800"}', "application/json"),               # a lone surrogate
     (b'{"helpfulness_1": [1], "note": {"a": 1}, "justification": 3}', "application/json"),
     (b"", "application/json"),
-])
-def test_malformed_json_bodies_are_422(make_app, content, content_type):
-    client, _, store = make_app()
-    item = own_items(client, "alice")[0]
-    response = client.post(f"/api/items/{item}", content=content, headers={**auth("alice"), "Content-Type": content_type})
-    assert response.status_code == 422
-    assert stored(store, "ratings") == 0
-
-
-@pytest.mark.parametrize("content, content_type", [
+]
+MALFORMED_FORMS = [
     (b"--x\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nunterminated", "multipart/form-data; boundary=x"),
     (b"garbage", "multipart/form-data"),  # no boundary
     (b"--x\r\nContent-Disposition: form-data; name=\"note\"; filename=\"a.txt\"\r\n\r\nfile\r\n--x--\r\n",
      "multipart/form-data; boundary=x"),  # a file where text belongs
     (b"helpfulness_1=%ff%fe&note=%", "application/x-www-form-urlencoded"),
-])
-def test_malformed_forms_are_422(make_app, content, content_type):
+]
+
+
+@pytest.mark.parametrize("path, content, content_type", [("/api/items/", *case) for case in MALFORMED_JSON]
+                         + [("/items/", *case) for case in MALFORMED_FORMS])
+def test_malformed_json_bodies_and_forms_are_422(make_app, path, content, content_type):
     client, _, store = make_app()
     item = own_items(client, "alice")[0]
-    response = client.post(f"/items/{item}", content=content, headers={**auth("alice"), "Content-Type": content_type})
+    response = client.post(path + item, content=content, headers={**auth("alice"), "Content-Type": content_type})
     assert response.status_code == 422
     assert stored(store, "ratings") == 0
 
