@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,13 @@ from pathlib import Path
 from filelock import FileLock
 
 from factory.errors import ConfigError
+
+
+# Held around every model load in this process. Streaming stages run in threads, and transformers'
+# from_pretrained builds a model on the meta device through process-wide patches: two loads at once
+# can leave one model holding meta tensors ("Cannot copy out of meta tensor"). Re-entrant, because a
+# load may convert a bundled model first, which loads too.
+LOADING = threading.RLock()
 
 
 def cache_dir() -> Path:

@@ -23,6 +23,7 @@ from factory.engines import load_engine
 from factory.engines.base import Engine, Generation, Prompt, SamplingParams
 from factory.engines.spec import ModelSpec
 from factory.errors import FactoryError
+from factory.models import LOADING
 
 ENGINE_RESTARTS = 3  # restarts of a dead engine actor before its stage fails with the reason
 VLLM_ACTOR_CALLS = 256  # concurrent calls a vLLM engine actor takes; vLLM's scheduler queues the rest
@@ -147,14 +148,17 @@ class SharedEngines:
 
     def _engine(self, spec: ModelSpec) -> Engine:
         key = engine_key(spec)
-        if key not in self._engines:
-            if self.executor == "local":
-                engine = load_engine(spec)
-                # An engine that schedules concurrent calls itself (vLLM's async engine) says so.
-                needs_lock = self.thread_safe and not getattr(engine, "thread_safe", False)
-                self._engines[key] = LockedEngine(engine) if needs_lock else engine
-            else:
-                self._engines[key] = self._start_actors(spec)
+        with LOADING:  # streaming stages ask from several threads: each model loads once, loads one at a time
+            return self._engines[key] if key in self._engines else self._start(key, spec)
+
+    def _start(self, key: str, spec: ModelSpec) -> Engine:
+        if self.executor == "local":
+            engine = load_engine(spec)
+            # An engine that schedules concurrent calls itself (vLLM's async engine) says so.
+            needs_lock = self.thread_safe and not getattr(engine, "thread_safe", False)
+            self._engines[key] = LockedEngine(engine) if needs_lock else engine
+        else:
+            self._engines[key] = self._start_actors(spec)
         return self._engines[key]
 
     def _start_actors(self, spec: ModelSpec) -> RemoteEngine:

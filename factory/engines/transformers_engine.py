@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from factory.engines.base import Completion, Engine, Generation, Prompt, SamplingParams, Scores
 from factory.engines.scoring import plain_prompt, split_for_scoring
 from factory.engines.spec import ModelSpec
-from factory.models import resolve_model
+from factory.models import LOADING, resolve_model
 
 
 class PromptTooLongError(ValueError):
@@ -57,9 +57,10 @@ class TransformersEngine(Engine):
             torch.set_num_threads(spec.threads or int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
         path = resolve_model(spec.name) if model is None or tokenizer is None else None
         self.path = path
-        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
         dtype = pick_dtype(spec.dtype, self.device)
-        self.model = (model or AutoModelForCausalLM.from_pretrained(path, dtype=dtype)).to(self.device, dtype).eval()
+        with LOADING:
+            self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
+            self.model = (model or AutoModelForCausalLM.from_pretrained(path, dtype=dtype)).to(self.device, dtype).eval()
         self.score_dtype = pick_score_dtype(spec.score_dtype, dtype, self.device)
         self._scorer: PreTrainedModel | None = self.model if self.score_dtype == dtype else None
         if self.tokenizer.pad_token_id is None:
@@ -94,7 +95,8 @@ class TransformersEngine(Engine):
         up-cast from rounded bf16 weights."""
         if self._scorer is None:
             if self.path is not None:
-                loaded = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.score_dtype)
+                with LOADING:
+                    loaded = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.score_dtype)
             else:
                 loaded = copy.deepcopy(self.model)
             self._scorer = loaded.to(self.device, self.score_dtype).eval()

@@ -23,9 +23,10 @@ CHUNK = 2048  # rows per block of the similarity matrix: memory stays O(CHUNK * 
 def _encoder(model: str):
     from sentence_transformers import SentenceTransformer
 
-    from factory.models import resolve_model
+    from factory.models import LOADING, resolve_model
 
-    return SentenceTransformer(resolve_model(model), device="cpu")
+    with LOADING:
+        return SentenceTransformer(resolve_model(model), device="cpu")
 
 
 def embed(texts: Sequence[str], model: str = "minilm-l6") -> np.ndarray:

@@ -69,3 +69,35 @@ def test_the_ray_pipeline_uses_engine_actors(tmp_path, tiny_model_dir):
     first, second = PipelineRunner(load_pipeline(path), store).run()
     assert (first.rows, second.rows, first.error_rows, second.error_rows) == (3, 3, 0, 0)
     assert first.completion_tokens > 0 and first.engine_seconds > 0  # accounting still per stage
+
+
+def test_engines_asked_for_from_many_threads_at_once_load_whole_and_once(tmp_path, tiny_model_dir):
+    """Streaming stages ask for their engines from their own threads at the same moment. transformers
+    builds models on the meta device through process-wide patches, so concurrent loads used to leave
+    one model with meta tensors ("Cannot copy out of meta tensor"), and both threads loaded the model."""
+    import threading
+
+    specs = [ModelSpec(name=str(tiny_model_dir), dtype="float32"),
+             ModelSpec(name=str(tiny_model_dir), dtype="bfloat16")]  # two distinct engines
+    start = threading.Barrier(6)
+    got: list = []
+    failures: list[BaseException] = []
+
+    def ask(spec: ModelSpec) -> None:
+        start.wait()
+        try:
+            got.append(engines.for_stage({"model": spec})["model"])
+        except BaseException as exc:  # noqa: BLE001 - the test reports it below
+            failures.append(exc)
+
+    with shared.SharedEngines("local", thread_safe=True) as engines:
+        threads = [threading.Thread(target=ask, args=(specs[i % 2],)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        assert not failures, failures
+        assert len({id(engine) for engine in got}) == 2  # one engine per distinct model
+        for engine in {id(engine): engine for engine in got}.values():
+            assert not any(param.is_meta for param in engine.engine.model.parameters())
+            assert engine.generate([[{"role": "user", "content": "hi"}]], GREEDY)[0].completions
