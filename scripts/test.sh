@@ -33,6 +33,7 @@ if [ "$VLLM_TESTS" != 0 ]; then
   OPTIONS=()
   for argument in "$@"; do [[ $argument =~ ^-[a-zA-Z]+$ ]] && OPTIONS+=("$argument"); done
   VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-2} .venv-vllm/bin/python -m pytest --timeout 900 "${OPTIONS[@]}" \
-    tests/factory/engines/test_vllm_engine.py tests/factory/engines/test_openai_vllm.py || exit $?
+    tests/factory/engines/test_vllm_engine.py tests/factory/engines/test_openai_vllm.py \
+    tests/factory/engines/test_vllm_stages.py || exit $?
 fi
 exit "$MAIN_RC"

