@@ -210,6 +210,11 @@ class SharedEngines:
         return RemoteEngine(names[0], handles)
 
     def close(self) -> None:
+        if self.executor == "local":  # in-process engines: vLLM's holds an engine-core process, shut down here
+            for engine in self._engines.values():
+                close = getattr(engine, "close", None)
+                if callable(close):
+                    close()
         if self._actors:
             import ray
 

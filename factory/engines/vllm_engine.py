@@ -158,8 +158,11 @@ class VLLMEngine(Engine):
         from vllm import SamplingParams as VLLMSampling
         from vllm.sampling_params import RequestOutputKind
 
+        # detokenize=False: only the numbers are read. vLLM 0.32 otherwise decodes every prompt-logprob id,
+        # and concurrent scoring requests (several stages on one engine) once handed it an id of -1, which
+        # killed its output handler and so the engine ("number too small to fit in target type").
         return VLLMSampling(max_tokens=1, prompt_logprobs=0, temperature=0.0, output_kind=RequestOutputKind.FINAL_ONLY,
-                            skip_reading_prefix_cache=not use_cache)
+                            skip_reading_prefix_cache=not use_cache, detokenize=False)
 
 
 def _answer_logprobs(prompt_logprobs: list[Any], answer: list[int]) -> list[float] | None:
