@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("kind", choices=("sft", "rm", "dpo", "simpo"))
     train.add_argument("--config", required=True, help="training YAML (model, data, training, ...)")
     train.add_argument("--where", help="extra SQL predicate on the training rows")
-    train.add_argument("--max-steps", type=int, help="override training.max_steps (a longer run resumes)")
+    train.add_argument("--max-steps", type=positive_int, help="override training.max_steps (a longer run resumes)")
     train.add_argument("--store", help=store_help)
     train.set_defaults(handler=cmd_train)
 

@@ -5,6 +5,7 @@ Every error names the YAML path of the fault, e.g. `stages[1].config.n: ...`.
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,8 +208,12 @@ def parse_pipeline(raw: Any, base_dir: Path, source: str = "<pipeline>") -> Pipe
         )
         planned.append(PlannedStage(index, spec, name, stage_class, typed, models, output, fingerprint))
     for index, step in enumerate(config.train):
-        if not (step.config if step.config.is_absolute() else base_dir / step.config).is_file():
+        train_path = step.config if step.config.is_absolute() else base_dir / step.config
+        if not train_path.is_file():
             raise ConfigError(f"{source}: train[{index}].config: training config {step.config} not found")
+        # Its training YAML is checked now, before any stage runs (trainers imported on use, DESIGN §2).
+        importlib.import_module("trainers.pipeline").step_config(step.kind, train_path, step.where,
+                                                                 f"{source}: train[{index}].config")
     return Pipeline(config, base_dir, planned)
 
 

@@ -47,7 +47,7 @@ def _sid(process):
 
 def test_quickstart_end_to_end_and_rerun(tmp_path, monkeypatch):
     store = tmp_path / "store"
-    monkeypatch.chdir(tmp_path)  # the training run's output_dir is relative to the working directory
+    monkeypatch.chdir(tmp_path)  # training output must not land here (it goes to the store's _artifacts)
     run = subprocess.run(factory_command("run", str(EXAMPLES / "quickstart.yaml"), "--store", str(store)),
                          capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -62,6 +62,7 @@ def test_quickstart_end_to_end_and_rerun(tmp_path, monkeypatch):
         "SELECT status, steps, final_model_path, data_row_count, data_ids_hash FROM training_runs").rows()
     assert trained[0] == "completed" and trained[1] == 2 and trained[3] > 0 and len(trained[4]) >= 16
     assert (Path(trained[2]) / "adapter_config.json").exists()  # the LoRA adapter
+    assert Path(trained[2]).is_relative_to(store.resolve() / "_artifacts") and not (tmp_path / "train-runs").exists()
     types = quickstart.sql("SELECT query_type, count(*) AS n FROM instructions GROUP BY 1")["n"].to_list()
     assert max(types) - min(types) <= 1  # query types balanced
     again = subprocess.run(factory_command("run", str(EXAMPLES / "quickstart.yaml"), "--store", str(store)),

@@ -14,9 +14,16 @@ def train_command(kind: str, config_path: str, store: Store, where: str | None =
     config = load_train_config(config_path, kind)
     if where:
         config.data.where = f"({config.data.where}) AND ({where})" if config.data.where else where
-    if max_steps:
+    if max_steps is not None:
         config.training.max_steps = max_steps
-    record = train(config, store)
+    outcome = train(config, store)
+    record = outcome.record
+    if outcome.already_done:
+        print(f"run {record.run_name} already done on these rows: {record.steps} steps "
+              f"(max_steps {config.training.max_steps}); nothing trained (raise --max-steps to continue it)")
+        print(f"model: {record.final_model_path}")
+        print(f"recorded in training_runs: id {record.id}")
+        return 0
     loss = "n/a" if record.final_loss is None else f"{record.final_loss:.4f}"
     resumed = f" (resumed from step {record.resumed_from_step})" if record.resumed_from_step else ""
     print(f"trained {record.kind}/{record.method} on {record.train_rows} rows ({record.eval_rows} held out): "

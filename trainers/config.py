@@ -112,9 +112,12 @@ class TrainConfig(_Strict):
     data: DataSource = Field(description="Training rows.")
     eval_fraction: float = Field(default=0.1, ge=0, lt=1, description=(
         "Share of rows held out (chosen by id hash, so stable across runs) and evaluated at the end."))
-    output_dir: Path = Field(default=Path("train-runs"), description="Parent folder of runs (relative to the working directory).")
+    output_dir: str | None = Field(default=None, description=(
+        "Parent folder (or s3:// URL) of run folders; default: the store's `_artifacts/train-runs`. A relative "
+        "path is relative to the working directory, and refused inside a Ray job's (deleted with the job)."))
     run_name: str | None = Field(default=None, description=(
-        "Run folder name; default KIND-<hash of the config>, so re-running the same config resumes it."))
+        "Prefix of the run folder name (default: the kind); the folder is PREFIX-<hash of store, rows and "
+        "config without max_steps>, so only the same config on the same rows resumes it."))
     resume: bool = Field(default=True, description="Continue from the run's last checkpoint when there is one.")
     lora: LoraOptions | None = Field(default=None, description="LoRA adapter (peft); null: full fine-tuning.")
     training: Optimisation = Field(default_factory=Optimisation)
@@ -146,7 +149,8 @@ def parse_train_config(raw: Any, kind: str, base_dir: Path, source: str = "<trai
     if stray:
         raise ConfigError(f"{source}: section(s) {', '.join(stray)} do not apply to 'factory train {kind}'")
     config.model = check_model_name(config.model, f"{source}: model", base_dir)
-    config.output_dir = config.output_dir.expanduser().resolve()  # like the store: relative to the working dir
+    if config.output_dir is not None and "://" not in config.output_dir:  # like the store: relative to the working dir
+        config.output_dir = str(Path(config.output_dir).expanduser().resolve())
     if kind == "rm" and config.rm.objective == "regression_then_scaled_bt" and config.rm.regression_data is None:
         raise ConfigError(f"{source}: rm.regression_data: regression_then_scaled_bt needs the rating rows "
                           "for its regression phase (top-level 'data' holds the preference pairs)")

@@ -26,6 +26,10 @@ class TrainingDataError(FactoryError):
     """The selected rows cannot train this kind of model (no rows, missing columns)."""
 
 
+class NoTrainingRows(TrainingDataError):
+    """The query selected no usable rows (a pipeline's training step skips; `factory train` fails)."""
+
+
 @dataclass
 class Snapshot:
     """Exactly which rows a run used (recorded in `training_runs`)."""
@@ -62,7 +66,7 @@ def select(store: Store, source: DataSource, what: str, versions: dict[str, int]
     if "error" in frame.columns and not source.keep_errors:
         frame = frame.filter(pl.col("error").is_null())
     if frame.height == 0:
-        raise TrainingDataError(f"{what}: the query returned no rows (error rows excluded): {query}")
+        raise NoTrainingRows(f"{what}: the query returned no rows (error rows excluded): {query}")
     if "id" not in frame.columns:
         # Rows without ids (a hand-written query) still get a stable identity: a hash of their content.
         frame = frame.with_columns(pl.Series("id", [stable_hash(row) for row in frame.iter_rows(named=True)]))
@@ -184,7 +188,7 @@ def load_training_data(config: TrainConfig, store: Store) -> TrainingData:
     frame, snapshot = select(store, config.data, "data", versions)
     rows = convert(config, frame, "data")
     if not rows:
-        raise TrainingDataError(f"data: no usable rows (all responses empty or all preference strengths 0): "
+        raise NoTrainingRows(f"data: no usable rows (all responses empty or all preference strengths 0): "
                                 f"{snapshot.query}")
     ids = frame["id"].cast(pl.String).to_list() if len(rows) == frame.height else [str(i) for i in range(len(rows))]
     train, held = split(rows, ids, config.eval_fraction)

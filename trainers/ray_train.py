@@ -1,13 +1,17 @@
 """Every trainer runs inside a Ray Train TorchTrainer: one CPU worker locally, N GPU workers on a cluster.
 
-Checkpoints: TRL/transformers saves one every `save_steps` (and at the last step); Ray's
-RayTrainReportCallback copies it into the run's Ray storage (`output_dir/run_name/checkpoint_*`).
-Resume: Ray restores the run's checkpoint list from that storage when the same run name starts
-again, `ray.train.get_checkpoint()` returns the latest, and transformers continues from its step.
+Checkpoints: TRL/transformers saves one every `save_steps` (and at the last step) in a scratch
+folder of the worker; Ray's RayTrainReportCallback copies it into the run's Ray storage
+(`HOME/RUN_NAME/checkpoint_*`, HOME from trainers.artifacts: the store's `_artifacts/train-runs` or
+`output_dir`, local or s3://). Resume: Ray restores the run's checkpoint list from that storage when
+the same run name starts again, `ray.train.get_checkpoint()` returns the latest, and transformers
+continues from its step. A checkpoint already at `max_steps` is reported again, untrained: a run
+never trains past `max_steps`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -20,6 +24,7 @@ from transformers import Trainer
 from transformers.trainer_utils import get_last_checkpoint
 
 from factory.errors import FactoryError
+from trainers.artifacts import as_location, ray_storage
 from trainers.common import common_args, device_kind, load_tokenizer, model_path, pick_precision
 from trainers.config import TrainConfig
 
@@ -32,7 +37,8 @@ class TrainingFailed(FactoryError):
     """The Ray Train run raised; the message is the worker's error."""
 
 
-def build_trainer(config: TrainConfig, payload: dict[str, Any], path: str, args: dict[str, Any]) -> Trainer:
+def build_trainer(config: TrainConfig, payload: dict[str, Any], path: str, args: dict[str, Any],
+                  scratch: Path) -> Trainer:
     tokenizer = load_tokenizer(path)
     train, eval_ = payload["train"], payload["eval"]
     if config.kind == "sft":
@@ -45,7 +51,7 @@ def build_trainer(config: TrainConfig, payload: dict[str, Any], path: str, args:
         return build_preference(config, train, eval_, path, tokenizer, args)
     from trainers.reward import build_reward
 
-    return build_reward(config, train, eval_, path, tokenizer, args, Path(payload["run_dir"]), payload["extra"])
+    return build_reward(config, train, eval_, path, tokenizer, args, scratch, payload["extra"])
 
 
 def _step_of(checkpoint_dir: Path) -> int:
@@ -91,11 +97,16 @@ def _final_report(summary: dict[str, Any], rank: int, trainer: Trainer | None = 
 
 
 def worker_loop(payload: dict[str, Any]) -> None:
-    """Runs in each Ray Train worker."""
+    """Runs in each Ray Train worker. Transformers' own checkpoints go to a scratch folder on the
+    worker's disk; what survives is what Ray copies into the run's storage."""
+    with tempfile.TemporaryDirectory(prefix="factory-train-") as scratch:
+        _train(payload, Path(scratch))
+
+
+def _train(payload: dict[str, Any], scratch: Path) -> None:
     import ray.train
 
     config = TrainConfig.model_validate(payload["config"])
-    run_dir = Path(payload["run_dir"])
     device = device_kind(config.ray.use_gpu)
     precision = pick_precision(config.training.precision, device)
     rank = ray.train.get_context().get_world_rank()
@@ -110,18 +121,38 @@ def worker_loop(payload: dict[str, Any]) -> None:
         _final_report(summary, rank, fill=fit if rank == 0 else None)
         return
 
-    trainer = build_trainer(config, payload, path, common_args(config, run_dir / "hf", precision, device))
-    trainer.add_callback(_report_callback())
     checkpoint = ray.train.get_checkpoint() if config.resume else None
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            source = Path(folder) / CHECKPOINT_SUBDIR
-            summary |= {"resumed_from_step": _step_of(source), "resume_source": str(source)}
-            trainer.train(resume_from_checkpoint=str(source))
-            _finish(trainer, summary, rank)  # inside: the resume source may be all there is to copy
-    else:
-        trainer.train()
-        _finish(trainer, summary, rank)
+    with checkpoint.as_directory() if checkpoint is not None else contextlib.nullcontext(None) as folder:
+        source = Path(folder) / CHECKPOINT_SUBDIR if folder is not None else None
+        step = _step_of(source) if source is not None else 0
+        if source is not None and step >= config.training.max_steps:
+            _report_finished(Path(folder), step, config.training.max_steps, rank)
+            return
+        trainer = build_trainer(config, payload, path, common_args(config, scratch / "hf", precision, device), scratch)
+        trainer.add_callback(_report_callback())
+        if source is not None:
+            summary |= {"resumed_from_step": step, "resume_source": str(source)}
+        trainer.train(resume_from_checkpoint=str(source) if source is not None else None)
+        _finish(trainer, summary, rank)  # inside: the resume source may be all there is to copy
+
+
+def _report_finished(folder: Path, step: int, max_steps: int, rank: int) -> None:
+    """The restored checkpoint is at or past max_steps: report it again as this run's result,
+    training nothing (transformers would otherwise take another step past max_steps)."""
+    import ray.train
+
+    if not (folder / SUMMARY_FILE).exists():  # an intermediate checkpoint: there is no final model to give
+        raise TrainingFailed(f"the run's last checkpoint is at step {step}, past max_steps {max_steps}, and holds "
+                             "no final model; raise max_steps to finish it, or set resume: false to start over")
+    summary = json.loads((folder / SUMMARY_FILE).read_text()) | {"resumed_from_step": step, "steps": step}
+    metrics = {"step": step, "loss": summary.get("final_loss")}
+    if rank != 0:
+        ray.train.report(metrics=metrics)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(folder, tmp, dirs_exist_ok=True)
+        (Path(tmp) / SUMMARY_FILE).write_text(json.dumps(summary, default=float))
+        ray.train.report(metrics=metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 
 def _finish(trainer: Trainer, summary: dict[str, Any], rank: int) -> None:
@@ -140,35 +171,36 @@ def _multi_objective(config: TrainConfig, payload: dict[str, Any], path: str, fi
     return result | {"train_rows": len(payload["train"])}
 
 
-def launch(config: TrainConfig, run_dir: Path, train: datasets.Dataset, eval_: datasets.Dataset | None,
+def launch(config: TrainConfig, home: str, name: str, train: datasets.Dataset, eval_: datasets.Dataset | None,
            extra: dict[str, datasets.Dataset]) -> dict[str, Any]:
-    """Fit in a TorchTrainer; returns the workers' summary plus the last checkpoint's path."""
+    """Fit in a TorchTrainer whose storage is `home/name`; returns the workers' summary plus the
+    locations of the last checkpoint and the final model (URLs on an object store)."""
     import ray.train
     from ray.train.torch import TorchTrainer
 
     from factory.placement import ensure_ray
 
     ensure_ray()
-    payload = {"config": config.model_dump(mode="json"), "run_dir": str(run_dir), "train": train, "eval": eval_,
-               "extra": extra}
+    payload = {"config": config.model_dump(mode="json"), "train": train, "eval": eval_, "extra": extra}
+    storage_path, filesystem = ray_storage(home)
     trainer = TorchTrainer(
         worker_loop,
         train_loop_config=payload,
         scaling_config=ray.train.ScalingConfig(num_workers=config.ray.num_workers, use_gpu=config.ray.use_gpu,
                                                resources_per_worker={"CPU": config.ray.cpus_per_worker}),
-        run_config=ray.train.RunConfig(name=run_dir.name, storage_path=str(run_dir.parent),
+        run_config=ray.train.RunConfig(name=name, storage_path=storage_path, storage_filesystem=filesystem,
                                        checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
     )
     try:
         result = trainer.fit()
     except Exception as exc:  # noqa: BLE001 - Ray wraps the worker's error; keep its message
         cause = exc.__cause__ or exc
-        raise TrainingFailed(f"training run {run_dir.name} failed: {type(cause).__name__}: "
+        raise TrainingFailed(f"training run {name} failed: {type(cause).__name__}: "
                              f"{str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}") from exc
     if result.checkpoint is None:
-        raise TrainingFailed(f"training run {run_dir.name} reported no checkpoint")
+        raise TrainingFailed(f"training run {name} reported no checkpoint")
     with result.checkpoint.filesystem.open_input_file(f"{result.checkpoint.path}/{SUMMARY_FILE}") as handle:
         summary = json.loads(handle.read())
-    summary["checkpoint"] = result.checkpoint.path
-    summary["final_model"] = f"{result.checkpoint.path}/{FINAL_SUBDIR}"
+    summary["checkpoint"] = as_location(home, result.checkpoint.path)
+    summary["final_model"] = f"{summary['checkpoint']}/{FINAL_SUBDIR}"
     return summary

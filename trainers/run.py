@@ -6,11 +6,12 @@ import datetime as dt
 import json
 import time
 import uuid
+from dataclasses import dataclass
 
-from factory.ids import stable_hash
 from factory.store import Store
 from schemas import rows_to_arrow
 from schemas.training import TrainingRunRecord
+from trainers.artifacts import exists, run_name, runs_home
 from trainers.config import TrainConfig
 from trainers.data import load_training_data
 from trainers.ray_train import TrainingFailed, launch
@@ -18,12 +19,10 @@ from trainers.ray_train import TrainingFailed, launch
 RUNS_DATASET = "training_runs"
 
 
-def run_name(config: TrainConfig) -> str:
-    """KIND-<config hash>. max_steps and resume are left out so a longer run of the same config resumes."""
-    if config.run_name:
-        return config.run_name
-    settings = config.model_dump(mode="json", exclude={"resume": True, "training": {"max_steps"}})
-    return f"{config.kind}-{stable_hash(settings, length=10)}"
+@dataclass(frozen=True)
+class TrainOutcome:
+    record: TrainingRunRecord
+    already_done: bool  # the run had reached max_steps before: nothing trained, `record` is its row
 
 
 def hyperparameters(config: TrainConfig) -> dict:
@@ -32,13 +31,32 @@ def hyperparameters(config: TrainConfig) -> dict:
             "ray": config.ray.model_dump(), str(config.kind): method.model_dump(mode="json")}
 
 
-def train(config: TrainConfig, store: Store) -> TrainingRunRecord:
-    """Everything that can be checked is checked before Ray starts; one row is appended either way."""
+def finished_run(store: Store, name: str, config: TrainConfig) -> TrainingRunRecord | None:
+    """The latest completed row of run `name` when it reached max_steps and its model still exists.
+    A multi-objective fit has no step count to continue: once completed, it is done."""
+    if not store.has(RUNS_DATASET):
+        return None
+    rows = store.sql(f"SELECT * FROM {RUNS_DATASET} WHERE run_name = ? AND status = 'completed' "
+                     "ORDER BY finished_at DESC LIMIT 1", [name]).to_dicts()
+    if not rows or not rows[0]["final_model_path"] or not exists(rows[0]["final_model_path"]):
+        return None
+    if config.method() != "multi_objective" and rows[0]["steps"] < config.training.max_steps:
+        return None
+    return TrainingRunRecord.model_validate({k: v for k, v in rows[0].items() if k in TrainingRunRecord.model_fields})
+
+
+def train(config: TrainConfig, store: Store) -> TrainOutcome:
+    """Everything that can be checked is checked before Ray starts; one row is appended either way.
+    A run that already reached max_steps on these rows is not trained again (nor past max_steps)."""
     started, clock = dt.datetime.now(dt.timezone.utc), time.perf_counter()
     store.ensure_writable()
     data = load_training_data(config, store)
-    name = run_name(config)
-    run_dir = config.output_dir / name
+    home = runs_home(config, store)
+    name = run_name(config, store, data.snapshot.ids_hash)
+    done = finished_run(store, name, config) if config.resume else None
+    if done is not None:
+        return TrainOutcome(done, already_done=True)
+    run_dir = f"{home}/{name}"
     fields = {
         "id": f"{name}-{started.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}",
         "run_name": name, "kind": str(config.kind), "method": config.method(), "base_model": config.model,
@@ -47,11 +65,11 @@ def train(config: TrainConfig, store: Store) -> TrainingRunRecord:
         "data_row_count": len(data.snapshot.row_ids), "data_ids_hash": data.snapshot.ids_hash,
         "data_row_ids": data.snapshot.row_ids, "source_run_ids": data.snapshot.source_run_ids,
         "train_rows": len(data.train), "eval_rows": len(data.eval) if data.eval is not None else 0,
-        "output_dir": str(run_dir), "num_workers": config.ray.num_workers, "started_at": started,
+        "output_dir": run_dir, "num_workers": config.ray.num_workers, "started_at": started,
         "data_versions": json.dumps(data.snapshot.versions),
     }
     try:
-        summary = launch(config, run_dir, data.train, data.eval, data.extra)
+        summary = launch(config, home, name, data.train, data.eval, data.extra)
     except TrainingFailed as exc:
         _append(store, TrainingRunRecord(**fields, status="failed", message=str(exc), resumed_from_step=0, steps=0,
                                          metrics="[]", eval_metrics="{}", device="", precision="",
@@ -65,7 +83,8 @@ def train(config: TrainConfig, store: Store) -> TrainingRunRecord:
         device=summary["device"], precision=summary["precision"], seconds=time.perf_counter() - clock,
         finished_at=dt.datetime.now(dt.timezone.utc))
     _append(store, record)
-    return record
+    # A checkpoint already at max_steps (its row lost, say) is reported again, untrained: done before.
+    return TrainOutcome(record, already_done=0 < record.resumed_from_step >= record.steps)
 
 
 def _append(store: Store, record: TrainingRunRecord) -> None:

@@ -35,7 +35,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from factory.errors import StoreError
 from factory.store.gate import View, check_read_only, first_line, open_gated, query_tables, referenced_names
-from factory.store.names import (DATASET_NAME, DatasetName, check_dataset_name, dataset_name_problem, quote_identifier,
+from factory.store.names import (ARTIFACTS_FOLDER, DATASET_NAME, DatasetName, check_dataset_name, dataset_name_problem, quote_identifier,
                                  quote_literal)
 from factory.store.tables import (COMPACT_TARGET_BYTES, EXACT_VERSION, TABLE_CONFIGURATION, WRITER, CommitFailedError, DeltaError, DeltaTable,
                                   append_at_version, create_table, open_table, storage_options, table_schema)
@@ -81,8 +81,17 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({self.location!r})"
 
+    @property
+    def url(self) -> str:
+        """The store's absolute location: a resolved local folder, or the object-store URL."""
+        return self._url_root
+
     def uri(self, dataset: str) -> str:
         return f"{self._url_root}/{check_dataset_name(dataset)}"
+
+    def artifacts_uri(self, kind: str) -> str:
+        """Where files of `kind` that are no data set live in the store (`_artifacts/KIND`)."""
+        return f"{self._url_root}/{ARTIFACTS_FOLDER}/{kind}"
 
     # ---- writing -------------------------------------------------------------------------------
 
@@ -306,7 +315,7 @@ class Store:
         folders = []
         for entry in self.fs.ls(self.root, detail=True):
             name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
-            if entry["type"] == "directory" and DATASET_NAME.match(name):
+            if entry["type"] == "directory" and DATASET_NAME.match(name) and name != ARTIFACTS_FOLDER:
                 folders.append((name, self.fs.exists(f"{self.root}/{name}/{LOG_FOLDER}")))
         return folders
 

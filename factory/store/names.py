@@ -17,6 +17,7 @@ from pydantic import AfterValidator
 from factory.errors import StoreError
 
 DATASET_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+ARTIFACTS_FOLDER = "_artifacts"  # the store's folder for files that are no data set (training runs)
 
 
 @functools.cache
@@ -30,6 +31,8 @@ def dataset_name_problem(name: object) -> str | None:
     if not isinstance(name, str) or not DATASET_NAME.match(name):
         return (f"invalid data set name {name!r}: use lower-case letters, digits and '_', "
                 "not starting with a digit, at most 63 characters")
+    if name == ARTIFACTS_FOLDER:
+        return f"invalid data set name {name!r}: the store keeps training artifacts there; choose another name"
     if name in reserved_keywords():
         return f"invalid data set name {name!r}: it is a reserved SQL keyword; choose another name"
     return None

@@ -93,12 +93,32 @@ def test_empty_export_is_loadable_and_prints_no_progress_bars(store, tmp_path, c
     assert datasets.load_from_disk(str(out)).num_rows == 0
 
 
+def test_empty_judge_dpo_export_is_loadable(tmp_path, capsys):
+    # Every verdict a position-biased tie (what a 135M judge gives): no decisive pair, 0 rows.
+    import pyarrow as pa
+
+    from factory.store import Store
+
+    store = Store(tmp_path / "store")
+    store.append("judgments", pa.Table.from_pylist([
+        {"id": f"j{i}", "prompt": "p", "candidates": ["a", "b"], "strategy": "pairwise", "verdict": "tie"}
+        for i in range(2)]))
+    out = tmp_path / "judge-dpo"
+    code, stdout, err = run_cli(capsys, "export", "judgments", "--format", "judge-dpo", "--out", str(out),
+                                "--store", store.location)
+    assert code == 0 and "exported 0 rows" in stdout, err
+    loaded = datasets.load_from_disk(str(out))
+    assert loaded.num_rows == 0 and loaded.column_names == ["prompt", "chosen", "rejected"]
+
+
 @pytest.mark.parametrize("args, flag", [
     (["run", "pipeline.yaml", "--limit", "-1"], "--limit"),
     (["run", "pipeline.yaml", "--limit", "0"], "--limit"),
     (["runs", "--last", "-1"], "--last"),
     (["runs", "--last", "0"], "--last"),
     (["submit", "pipeline.yaml", "--limit", "-3"], "--limit"),
+    (["train", "sft", "--config", "train.yaml", "--max-steps", "0"], "--max-steps"),
+    (["train", "sft", "--config", "train.yaml", "--max-steps", "-2"], "--max-steps"),
 ])
 def test_counts_below_one_are_rejected_naming_the_flag(capsys, args, flag):
     with pytest.raises(SystemExit) as exit_info:

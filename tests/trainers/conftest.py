@@ -62,6 +62,7 @@ def train_store(tmp_path_factory) -> Store:
 
 
 def write_config(folder: Path, model: Path, **overrides: Any) -> Path:
+    """A training YAML; `output_dir=None` leaves it out (runs then live in the store's `_artifacts`)."""
     config = {"model": str(model), "output_dir": str(folder / "runs"),
               "training": {"max_steps": 2, "batch_size": 2, "max_length": 64, "learning_rate": 1e-3}}
     for key, value in overrides.items():
@@ -69,6 +70,7 @@ def write_config(folder: Path, model: Path, **overrides: Any) -> Path:
             config[key] = {**config[key], **value}
         else:
             config[key] = value
+    config = {key: value for key, value in config.items() if value is not None}
     path = folder / "train.yaml"
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config))

@@ -28,8 +28,9 @@ CASES = [
 def test_two_steps(kind, overrides, tmp_path, tiny_model_dir, train_store):
     config = load_train_config(write_config(tmp_path, tiny_model_dir, **overrides), kind)
     data = load_training_data(config, train_store)
-    payload = {"train": data.train, "eval": data.eval, "run_dir": str(tmp_path / "run"), "extra": data.extra}
-    trainer = build_trainer(config, payload, str(tiny_model_dir), common_args(config, tmp_path / "hf", "fp32", "cpu"))
+    payload = {"train": data.train, "eval": data.eval, "extra": data.extra}
+    trainer = build_trainer(config, payload, str(tiny_model_dir), common_args(config, tmp_path / "hf", "fp32", "cpu"),
+                            tmp_path / "run")
     trainable = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
     result = trainer.train()
     assert trainer.state.global_step == 2 and math.isfinite(result.training_loss)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from factory.errors import ConfigError
 from trainers.config import load_train_config
 from trainers.data import TrainingDataError, load_training_data, split
-from trainers.run import run_name, train
+from trainers.artifacts import run_name
+from trainers.run import train
 from tests.trainers.conftest import write_config
 
 
@@ -61,7 +64,7 @@ def test_bad_query_fails_before_training(tmp_path, tiny_model_dir, train_store):
                                "sft")
     with pytest.raises(TrainingDataError, match="no rows"):
         train(config, train_store)
-    assert not (config.output_dir / run_name(config)).exists()  # nothing was launched
+    assert not Path(config.output_dir).exists()  # nothing was launched
 
 
 def test_config_errors_name_the_field(tmp_path, tiny_model_dir):
@@ -76,14 +79,33 @@ def test_config_errors_name_the_field(tmp_path, tiny_model_dir):
                                        rm={"objective": "regression_then_scaled_bt"}), "rm")
 
 
-def test_split_is_stable_and_resume_name_ignores_max_steps(tmp_path, tiny_model_dir):
+def test_split_is_stable(tmp_path, tiny_model_dir):
     rows = [{"i": i} for i in range(10)]
     ids = [f"r{i}" for i in range(10)]
     assert split(rows, ids, 0.2) == split(rows, ids, 0.2) and len(split(rows, ids, 0.2)[1]) == 2
+
+
+def test_run_name_is_keyed_by_store_rows_and_config_but_not_max_steps(tmp_path, tiny_model_dir):
+    """Only the same settings on the same rows of the same store resume a run; a longer max_steps
+    continues it (issue 16: a quickstart into a second store resumed the first store's checkpoint)."""
+    from factory.store import Store
+
     short = load_train_config(write_config(tmp_path, tiny_model_dir, data={"dataset": "x"}), "sft")
     long = short.model_copy(deep=True)
     long.training.max_steps = 99
-    assert run_name(short) == run_name(long)
+    elsewhere = short.model_copy(deep=True)
+    elsewhere.output_dir = str(tmp_path / "elsewhere")
+    other_lr = short.model_copy(deep=True)
+    other_lr.training.learning_rate = 0.5
+    store, other_store = Store(tmp_path / "a"), Store(tmp_path / "b")
+    name = run_name(short, store, "rows-1")
+    assert name.startswith("sft-") and name == run_name(long, store, "rows-1") == run_name(elsewhere, store, "rows-1")
+    assert name == run_name(short, Store(str(tmp_path / "x" / ".." / "a")), "rows-1")  # one store, two spellings
+    assert len({name, run_name(short, other_store, "rows-1"), run_name(short, store, "rows-2"),
+                run_name(other_lr, store, "rows-1")}) == 4
+    named = short.model_copy(deep=True)
+    named.run_name = "mine"
+    assert run_name(named, store, "rows-1").startswith("mine-")
 
 
 def test_training_data_is_read_at_recorded_table_versions(tmp_path, tiny_model_dir):

@@ -64,7 +64,7 @@ def test_sft_lora_through_the_cli(tmp_path, tiny_model_dir, train_store, ray_ses
     ("rm", {"data": {"dataset": "ratings"}, "rm": {"objective": "regression"}}, "eval_loss"),
 ])
 def test_full_fine_tuning(kind, overrides, eval_key, tmp_path, tiny_model_dir, train_store, ray_session):
-    record = train(load_train_config(write_config(tmp_path, tiny_model_dir, **overrides), kind), train_store)
+    record = train(load_train_config(write_config(tmp_path, tiny_model_dir, **overrides), kind), train_store).record
     row = _stored(train_store, record.id)
     _check_record(row)
     assert eval_key in json.loads(row["eval_metrics"])
@@ -75,7 +75,7 @@ def test_full_fine_tuning(kind, overrides, eval_key, tmp_path, tiny_model_dir, t
 def test_multi_objective_scorer(tmp_path, tiny_model_dir, train_store, ray_session):
     config = write_config(tmp_path, tiny_model_dir, data={"dataset": "ratings"},
                           rm={"objective": "multi_objective", "gating_epochs": 20})
-    record = train(load_train_config(config, "rm"), train_store)
+    record = train(load_train_config(config, "rm"), train_store).record
     row = _stored(train_store, record.id)
     _check_record(row)
     evaluation = json.loads(row["eval_metrics"])
@@ -91,10 +91,10 @@ def test_multi_objective_scorer(tmp_path, tiny_model_dir, train_store, ray_sessi
 def test_resume_continues_the_step_count(tmp_path, tiny_model_dir, train_store, ray_session):
     path = write_config(tmp_path, tiny_model_dir, data={"dataset": "pairs"}, rm={"objective": "bt"},
                         run_name="resumable")
-    first = train(load_train_config(path, "rm"), train_store)
+    first = train(load_train_config(path, "rm"), train_store).record
     config = load_train_config(path, "rm")
     config.training.max_steps = 4
-    second = train(config, train_store)
+    second = train(config, train_store).record
     assert (first.steps, first.resumed_from_step) == (2, 0)
     assert (second.steps, second.resumed_from_step) == (4, 2)
     assert [entry["step"] for entry in json.loads(second.metrics)][-2:] == [3, 4]
