@@ -82,8 +82,10 @@ def _print_frame(frame: pl.DataFrame, fmt: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from factory.config import load_pipeline
+    from factory.ray_logs import keep_native_stderr_in_log
     from factory.runner import PipelineRunner
 
+    keep_native_stderr_in_log()  # this process is the user's terminal: Ray's C++ lines go to Ray's log file
     pipeline = load_pipeline(args.pipeline)
     summaries = PipelineRunner(pipeline, _store(args), limit=args.limit, executor=args.executor,
                                retry_errors=args.retry_errors, streaming=False if args.sequential else None).run()

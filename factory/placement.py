@@ -19,6 +19,7 @@ from factory.config import PlannedStage
 from factory.engines import Engine
 from factory.engines.metered import USAGE_KEY, MeteredEngine, Usage
 from factory.engines.shared import LockedEngine
+from factory.ray_logs import route_ray_logs
 from factory.stage import Stage, StageContext
 
 
@@ -70,10 +71,11 @@ def ensure_ray() -> None:
     import ray
 
     if not ray.is_initialized():
+        route_ray_logs()  # Ray's own lines go to a file (factory.ray_logs), not the user's terminal
         # RAY_ADDRESS (set by `ray job submit`, or by the user: `auto` joins a `ray start` cluster)
         # picks a cluster; otherwise a fresh local Ray, never some other cluster found on this machine.
         ray.init(address=os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False,
-                 log_to_driver=False, logging_level=logging.WARNING, configure_logging=False)
+                 log_to_driver=False, logging_level=logging.INFO, configure_logging=True)
 
 
 def in_flight(planned: PlannedStage) -> dict[str, Any]:

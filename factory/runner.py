@@ -11,6 +11,7 @@ import importlib
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -24,8 +25,9 @@ from factory.engines.shared import SharedEngines
 from factory.errors import ConfigError, StoreError
 from factory.models import BUNDLED, resolve_model
 from factory.placement import EXECUTORS, ensure_ray
-from factory.schedule import Scheduler, UpstreamFinished, plan
-from factory.seeds import read_seed_file
+from factory.ray_logs import ray_log_path
+from factory.schedule import Scheduler, UpstreamFinished, plan, streams
+from factory.seeds import SeedScan, read_seed_chunks, scan_seed_file
 from factory.store import Store, quote_identifier
 from schemas import RunRecord, rows_to_arrow
 
@@ -74,7 +76,7 @@ class PipelineRunner:
         self.share_engines = share_engines or self.streaming
         self.console = console or Console(stderr=True, soft_wrap=True)
         self.run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        self._seed_tables: dict[int, pa.Table] = {}
+        self._seeds: dict[int, SeedScan] = {}  # per seed stage: its checked file (no rows held)
         self.scheduler: Scheduler | None = None
         # One line per running stage: rows in (of those known so far), rows out, errors, rate.
         self.progress = Progress(TextColumn("[bold]{task.fields[stage]}[/]"), BarColumn(), MofNCompleteColumn(),
@@ -93,9 +95,9 @@ class PipelineRunner:
         for stage in self.pipeline.stages:
             source = stage.spec.input
             if isinstance(source, SeedInput):
-                table = read_seed_file(self.pipeline.seed_path(stage))  # a bad line fails here, before writing
-                self._seed_tables[stage.index] = table
-                dataset, columns, field = self.pipeline.seed_dataset(stage), set(table.column_names), "input.seed"
+                # The whole file (or its first --limit rows), streaming: a bad line fails here, before writing.
+                scan = self._seeds[stage.index] = scan_seed_file(self.pipeline.seed_path(stage), self.limit)
+                dataset, columns, field = self.pipeline.seed_dataset(stage), set(scan.schema.names), "input.seed"
                 available.setdefault(dataset, set()).update(columns)  # later stages may read the seeds
             elif isinstance(source, CountInput):
                 dataset, columns, field = "(count)", {"id", "index"}, "input.count"
@@ -134,6 +136,9 @@ class PipelineRunner:
                            f"on store {self.store.location} ({self.executor}, {mode})")
         if self.executor == "ray":
             ensure_ray()  # here, in the driver's main thread, not in the first stage's thread
+            if (log := ray_log_path()) is not None:
+                self.console.print(f"Ray's own log lines go to {log}")
+        self.load_seeds()
         # Each distinct model loads once for the whole run; released before any training step.
         with SharedEngines(self.executor, thread_safe=self.streaming) as engines, self.progress:
             if self.streaming:
@@ -147,20 +152,41 @@ class PipelineRunner:
                 for stage in self.pipeline.stages:
                     with SharedEngines(self.executor) as own:
                         summaries.append(self.run_stage(stage, own))
-        self.compact({stage.output for stage in self.pipeline.stages} | {RUNS_DATASET})
+        seeds = {self.pipeline.seed_dataset(self.pipeline.stages[index]) for index in self._seeds}
+        self.compact({stage.output for stage in self.pipeline.stages} | seeds | {RUNS_DATASET})
         for step in self.pipeline.config.train:
             # Imported by name on use: factory never imports the trainers package at load (DESIGN §2).
             run_train_step = importlib.import_module("trainers.pipeline").run_train_step
             run_train_step(step.kind, self.pipeline.train_config_path(step), self.store, step.where, self.console)
         return summaries
 
+    def load_seeds(self) -> None:
+        """Each checked seed file into its data set, once, so lineage joins work in SQL: chunk by
+        chunk, each a checked append of the ids not stored yet (a re-run adds nothing; a run stopped
+        part-way is completed by the next)."""
+        for index, scan in self._seeds.items():
+            dataset = self.pipeline.seed_dataset(self.pipeline.stages[index])
+            new = 0
+            for chunk in read_seed_chunks(scan):
+                missing = self.store.without_done(dataset, chunk, against="id")
+                self.store.append(dataset, missing)
+                new += missing.num_rows
+            self.console.print(f"seeds {scan.path.name} -> {dataset}: {scan.rows} rows, {new} new")
+
+    def input_chunks(self, stage: PlannedStage) -> Iterator[pa.Table]:
+        """The stage's input rows, prepared and limited. A row-wise stage (whose `prepare_input` keeps
+        rows as they are) reading a seed file gets it a chunk at a time, never the whole file; any
+        other input comes as one table."""
+        source = stage.spec.input
+        if isinstance(source, SeedInput) and streams(stage):
+            yield from read_seed_chunks(self._seeds[stage.index])  # --limit is applied as it reads
+            return
+        yield self.input_rows(stage)
+
     def input_rows(self, stage: PlannedStage) -> pa.Table:
         source = stage.spec.input
-        if isinstance(source, SeedInput):
-            table = self._seed_tables[stage.index]
-            dataset = self.pipeline.seed_dataset(stage)
-            # Seeds are loaded into the store once, so lineage joins work in SQL; re-loading adds nothing.
-            self.store.append(dataset, self.store.without_done(dataset, table, against="id"))
+        if isinstance(source, SeedInput):  # a stage that regroups its rows needs all of them at once
+            table = pa.concat_tables(read_seed_chunks(self._seeds[stage.index]))
         elif isinstance(source, CountInput):
             table = pa.table({"id": [str(i) for i in range(source.count)], "index": list(range(source.count))})
         else:
@@ -194,16 +220,21 @@ class PipelineRunner:
                             break
                         time.sleep(POLL_SECONDS)
                         continue
-                    inputs = self.input_rows(stage)
                     versions = versions or self._input_versions(stage)
-                    todo = self._todo(stage, inputs, attempted)
-                    summary.input_rows = inputs.num_rows
-                    if todo.num_rows:
-                        attempted.update(todo.column("id").to_pylist())
-                        self._map(stage, todo, summary, engines)
+                    summary.input_rows = todo_rows = 0
+                    for inputs in self.input_chunks(stage):  # one table, or a seed file chunk by chunk
+                        todo = self._todo(stage, inputs, attempted)
+                        summary.input_rows += inputs.num_rows
+                        todo_rows += todo.num_rows
+                        if todo.num_rows:
+                            if not last_round:  # only a later round looks (chunks of one round never overlap)
+                                attempted.update(todo.column("id").to_pylist())
+                            self._map(stage, todo, summary, engines)
+                        if self._stopping():
+                            break
                     if last_round or self._stopping():
                         break
-                    if not todo.num_rows:
+                    if not todo_rows:
                         time.sleep(POLL_SECONDS)
             except BaseException as exc:
                 status, message = "failed", f"{type(exc).__name__}: {exc}"

@@ -1,9 +1,13 @@
 import pytest
 
+from factory import seeds
 from factory.config import load_pipeline
 from factory.runner import PipelineRunner
 from factory.store import Store
 from tests.helpers import generate_pipeline, prompts, write_pipeline
+
+
+SEEDS = "SELECT count(*) AS n, count(DISTINCT id) AS u FROM prompts"
 
 
 def run(path, store, **kwargs):
@@ -42,8 +46,10 @@ def test_limit_then_full_run_completes_the_rest(tmp_path, tiny_model_dir):
     store = Store(tmp_path / "store")
     run(path, store, limit=2)
     assert count(store) == (2, 2)
+    assert count(store, SEEDS) == (2, 2)  # --limit reads, validates and loads only the rows it uses
     (summary,) = run(path, store)
     assert (summary.rows, summary.skipped_rows) == (4, 2)
+    assert count(store, SEEDS) == (6, 6)
     assert count(store, "SELECT count(DISTINCT parent_id) AS n, count(*) AS m FROM responses") == (6, 6)
 
 
@@ -105,3 +111,57 @@ def test_count_input_and_prepare_input_hook(tmp_path):
     rows = store.sql("SELECT parent_id, members FROM groups ORDER BY parent_id").rows()
     assert rows == [("g0", ["0", "2", "4"]), ("g1", ["1", "3"])]
     assert run(path, store)[0].skipped_rows == 2
+
+
+# ---- seeds in chunks (issue 16, item 4) ---------------------------------------------------------
+
+def test_seeds_load_and_reach_the_stage_chunk_by_chunk(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.setattr(seeds, "SEED_CHUNK_ROWS", 2)
+    path = write_pipeline(tmp_path, generate_pipeline(str(tiny_model_dir), n=1), prompts(5))
+    store = Store(tmp_path / "store")
+    runner = PipelineRunner(load_pipeline(path), store)
+    runner.check()
+    (stage,) = runner.pipeline.stages
+    assert [chunk.num_rows for chunk in runner.input_chunks(stage)] == [2, 2, 1]  # never the whole file
+    (summary,) = runner.run()
+    assert (summary.rows, summary.input_rows, summary.skipped_rows) == (5, 5, 0)
+    assert count(store, SEEDS) == (5, 5)
+    ids = store.sql("SELECT id FROM prompts ORDER BY source_line")["id"].to_list()
+    assert ids == [f"p{i}" for i in range(5)]
+    (again,) = run(path, store)  # a re-run adds no seed and no row
+    assert (again.rows, again.input_rows, again.skipped_rows) == (0, 5, 5)
+    assert count(store, SEEDS) == (5, 5) and count(store) == (5, 5)
+
+
+def test_a_bad_line_in_chunk_three_fails_the_run_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(seeds, "SEED_CHUNK_ROWS", 2)
+    path = write_pipeline(tmp_path, generate_pipeline("org/m"), prompts(4))
+    with (tmp_path / "prompts.jsonl").open("a") as handle:
+        handle.write('{"prompt": "fine"}\n{"prompt": 5}\n')  # line 6, in the third chunk
+    store = Store(tmp_path / "store")
+    with pytest.raises(seeds.SeedFileError, match=r"prompts\.jsonl:6: field 'prompt'"):
+        PipelineRunner(load_pipeline(path), store).run()
+    assert store.datasets() == []  # no seed chunk, no run record: nothing half-loaded
+
+
+def test_a_seed_load_stopped_part_way_is_completed_by_the_next_run(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.setattr(seeds, "SEED_CHUNK_ROWS", 2)
+    path = write_pipeline(tmp_path, generate_pipeline(str(tiny_model_dir), n=1), prompts(5))
+    store = Store(tmp_path / "store")
+    first_chunk = next(seeds.read_seed_chunks(seeds.scan_seed_file(tmp_path / "prompts.jsonl")))
+    store.append("prompts", first_chunk)  # as a run killed after its first seed commit left it
+    (summary,) = run(path, store)
+    assert summary.rows == 5 and count(store, SEEDS) == (5, 5)
+
+
+def test_a_grouping_stage_reading_seeds_gets_every_row_at_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(seeds, "SEED_CHUNK_ROWS", 2)
+    raw = {"name": "groups", "executor": "local", "stages": [{
+        "stage": "tests.factory.stage_fixtures:GroupStage", "input": {"seed": "prompts.jsonl"}, "config": {"groups": 2},
+    }]}
+    path = write_pipeline(tmp_path, raw, [{"id": f"s{i}", "prompt": "p", "index": i} for i in range(5)])
+    store = Store(tmp_path / "store")
+    (summary,) = run(path, store)
+    rows = store.sql("SELECT parent_id, members FROM groups ORDER BY parent_id").rows()
+    assert rows == [("g0", ["s0", "s2", "s4"]), ("g1", ["s1", "s3"])]
+    assert count(store, SEEDS) == (5, 5)
