@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +151,43 @@ def wait_until_ready(what: str, probe: Callable[[], object], *, process: subproc
             raise AssertionError(f"gave up waiting for {what} after {waited:.0f}s (deadline {deadline_s:g}s; "
                                  f"last probe: {last})")
         time.sleep(interval_s)
+
+
+@contextlib.contextmanager
+def ray_head(num_cpus: int = 2) -> Iterator[dict[str, Any]]:
+    """A Ray head on loopback with its job server and token authentication (as Ray 2.60 clusters
+    have), for `ray job submit` and `factory submit` tests. Yields `address` (the job server),
+    `env` (for clients: the token, this interpreter's scripts first on PATH), `token` and `temp`
+    (Ray's session folder, which holds every job's working-dir copy). Stopped by killing exactly the
+    processes started with its temp dir: `ray stop` would stop every Ray on the machine."""
+    import psutil
+    import requests
+
+    temp = f"/tmp/rf-{uuid.uuid4().hex[:6]}"  # short: Ray's unix sockets live under it
+    dashboard = free_port()
+    token = "factory-test-" + uuid.uuid4().hex
+    # The cluster's `python` is this interpreter, as on a cluster whose nodes installed the package.
+    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token,
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    env.pop("RAY_ADDRESS", None)
+    try:
+        start = subprocess.run(
+            [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", f"--port={free_port()}",
+             "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", f"--num-cpus={num_cpus}",
+             "--include-dashboard=true", "--disable-usage-stats", f"--temp-dir={temp}",
+             f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}"],
+            capture_output=True, text=True, env=env, timeout=READY_DEADLINE_S)
+        assert start.returncode == 0, start.stderr[-2000:]
+        # Any HTTP answer (401 without the token included) means the job server listens.
+        wait_until_ready(f"the Ray head's job server at 127.0.0.1:{dashboard} to answer GET /api/version",
+                         lambda: requests.get(f"http://127.0.0.1:{dashboard}/api/version",
+                                              timeout=PROBE_TIMEOUT_S) is not None)
+        yield {"address": f"http://127.0.0.1:{dashboard}", "env": env, "token": token, "temp": temp}
+    finally:
+        for process in psutil.process_iter(["cmdline"]):
+            if temp in " ".join(process.info["cmdline"] or []):
+                try:
+                    process.kill()
+                except psutil.Error:
+                    pass
+        shutil.rmtree(temp, ignore_errors=True)

@@ -7,19 +7,12 @@ import sys
 import time
 import uuid
 
-import psutil
 import pytest
-import requests
 
-from tests.helpers import (
-    PROBE_TIMEOUT_S, READY_DEADLINE_S, free_port, generate_pipeline, prompts, wait_until_ready, write_pipeline,
-)
+from tests.helpers import free_port, generate_pipeline, prompts, ray_head, write_pipeline
 
 pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOKEN = "factory-test-" + uuid.uuid4().hex
-
-
 
 
 def factory(*args, env=None, timeout=120):
@@ -29,33 +22,8 @@ def factory(*args, env=None, timeout=120):
 
 @pytest.fixture(scope="module")
 def head():
-    temp = f"/tmp/rf-{uuid.uuid4().hex[:6]}"  # short: Ray's unix sockets live under it
-    dashboard = free_port()
-    # The cluster's `python` is this interpreter, as on a cluster whose nodes installed the package.
-    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=TOKEN,
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    env.pop("RAY_ADDRESS", None)
-    start = subprocess.run(
-        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", f"--port={free_port()}",
-         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--num-cpus=2", "--include-dashboard=true",
-         "--disable-usage-stats", f"--temp-dir={temp}", f"--dashboard-agent-listen-port={free_port()}",
-         f"--ray-client-server-port={free_port()}"],
-        capture_output=True, text=True, env=env, timeout=READY_DEADLINE_S)
-    assert start.returncode == 0, start.stderr[-2000:]
-    try:
-        # Any HTTP answer (401 without the token included) means the job server listens.
-        wait_until_ready(f"the Ray head's job server at 127.0.0.1:{dashboard} to answer GET /api/version",
-                         lambda: requests.get(f"http://127.0.0.1:{dashboard}/api/version",
-                                              timeout=PROBE_TIMEOUT_S) is not None)
-        yield {"address": f"http://127.0.0.1:{dashboard}", "env": env}
-    finally:
-        for process in psutil.process_iter(["cmdline"]):
-            if temp in " ".join(process.info["cmdline"] or []):
-                try:
-                    process.kill()
-                except psutil.Error:
-                    pass
-        shutil.rmtree(temp, ignore_errors=True)
+    with ray_head() as started:
+        yield started
 
 
 def wait_for(head, job_id, states=("SUCCEEDED", "FAILED", "STOPPED"), timeout=300):
