@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -81,6 +81,11 @@ class SimPOOptions(_Strict):
     gamma: float = Field(default=0.5, ge=0, description="Target margin γ (TRL's `simpo_gamma`).")
 
 
+# Reference defaults of RLHFlow/RLHF-Reward-Modeling armo-rm (stage-1_train.py, stage-2_train.py).
+ARMO_RIDGE_ALPHAS = [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
 class RewardOptions(_Strict):
     objective: RewardObjective = Field(default="bt", description=(
         "bt: -logσ(rc-rr); margin: -logσ(rc-rr-m) (column `margin`, else |preference_strength|); "
@@ -92,17 +97,63 @@ class RewardOptions(_Strict):
         "Rating rows for the regression phase of regression_then_scaled_bt (top-level `data` holds the pairs)."))
     regression_steps: int | None = Field(default=None, ge=1, description="Steps of the regression phase "
                                                                         "(default: training.max_steps).")
+    regression_attributes: list[str] | None = Field(default=None, min_length=1, description=(
+        "regression_then_scaled_bt: attributes the regression phase trains on (each one of `attributes`); "
+        "default: [head_attribute] alone, as HelpSteer2-Preference initialises scaled BT from a "
+        "helpfulness-only regression model."))
     head_attribute: str = Field(default="helpfulness", description=(
         "regression_then_scaled_bt: the regression head row that initialises the scalar reward head."))
     pairs: DataSource | None = Field(default=None, description=(
         "multi_objective: preference pairs for the gating network; default: pairs built from the rating rows "
         "of the same prompt, ordered by `pair_attribute`."))
     pair_attribute: str = Field(default="helpfulness", description="multi_objective: attribute that orders built pairs.")
-    ridge_alpha: float = Field(default=1.0, gt=0, description="multi_objective: ridge regularisation.")
+    ridge_alphas: list[PositiveFloat] = Field(default_factory=lambda: list(ARMO_RIDGE_ALPHAS), min_length=1,
+                                              description=(
+        "multi_objective: α grid of the ridge heads (no intercept); each objective takes the α with the lowest "
+        "MSE on its held-out rows (ArmoRM stage 1)."))
+    ridge_validation_fraction: float = Field(default=0.2, gt=0, lt=1, description=(
+        "multi_objective: share of the training rows held out to choose α; the heads are fitted on the rest."))
     decorrelate: str | None = Field(default="verbosity", description=(
-        "multi_objective: objective removed from the others (r'_i = r_i - λ_i r_v) and left out of the mix; null: none."))
-    gating_epochs: int = Field(default=200, ge=1, description="multi_objective: full-batch epochs of the gating MLP.")
-    gating_hidden: int = Field(default=64, ge=1, description="multi_objective: hidden width of the gating MLP.")
+        "multi_objective: the verbosity objective (r'_i = r_i - λ_i r_v; r'_v = 0); null: no de-correlation."))
+    decorrelate_rule: Literal["corr_threshold", "covariance"] = Field(default="corr_threshold", description=(
+        "multi_objective: corr_threshold (ArmoRM): λ_i is the smallest penalty on the reference grid with "
+        "Spearman(r_i - λ r_v, r_v) <= corr_threshold, else 1; covariance: λ_i = cov(r_i, r_v)/var(r_v)."))
+    corr_threshold: float = Field(default=0.03, ge=-1, le=1, description=(
+        "multi_objective: Spearman threshold of the corr_threshold rule (ArmoRM default 0.03)."))
+    gating_n_hidden: int = Field(default=3, ge=0, description="multi_objective: hidden layers of the gating MLP.")
+    gating_hidden_dim: int = Field(default=1024, ge=1, description="multi_objective: width of each hidden layer.")
+    gating_temperature: float = Field(default=10.0, gt=0, description="multi_objective: softmax(logits / temperature).")
+    gating_dropout: float = Field(default=0.2, ge=0, lt=1,
+                                  description="multi_objective: dropout after each hidden layer.")
+    gating_logit_scale: float = Field(default=1.0, gt=0, description=(
+        "multi_objective: initial value of the learnt scale on the gate's weights (the BT temperature)."))
+    gating_steps: int = Field(default=2000, ge=1, description="multi_objective: AdamW steps of the gating MLP.")
+    gating_batch_size: int = Field(default=1024, ge=1, description="multi_objective: pairs per gating step (sampled).")
+    gating_learning_rate: float = Field(default=1e-3, gt=0, description="multi_objective: peak learning rate (cosine).")
+    gating_weight_decay: float = Field(default=0.0, ge=0, description="multi_objective: AdamW weight decay.")
+
+    @model_validator(mode="after")
+    def _attributes_exist(self) -> RewardOptions:
+        """Every attribute an objective names must be one of `attributes` (errors name the field)."""
+        named: list[tuple[str, str | None]] = []
+        if self.objective == "regression_then_scaled_bt":
+            named += [("regression_attributes", a) for a in self.regression_attributes or []]
+            named.append(("head_attribute", self.head_attribute))
+        if self.objective == "multi_objective":
+            named += [("decorrelate", self.decorrelate), ("pair_attribute", self.pair_attribute)]
+        for field_name, attribute in named:
+            if attribute is not None and attribute not in self.attributes:
+                raise ValueError(f"rm.{field_name}: {attribute!r} is not one of rm.attributes {self.attributes}")
+        phase = self.regression_phase_attributes
+        if self.objective == "regression_then_scaled_bt" and self.head_attribute not in phase:
+            raise ValueError(f"rm.head_attribute: {self.head_attribute!r} is not one of rm.regression_attributes "
+                             f"{self.regression_phase_attributes}: its regression row starts the scalar head")
+        return self
+
+    @property
+    def regression_phase_attributes(self) -> list[str]:
+        """The attributes the regression phase of regression_then_scaled_bt trains on."""
+        return self.regression_attributes or [self.head_attribute]
 
 
 class TrainConfig(_Strict):

@@ -197,7 +197,8 @@ def load_training_data(config: TrainConfig, store: Store) -> TrainingData:
         assert config.rm.regression_data is not None
         reg_frame, reg_snapshot = select(store, config.rm.regression_data, "rm.regression_data", versions)
         extra["regression"] = datasets.Dataset.from_list(
-            to_regression(reg_frame, config.rm.attributes, "rm.regression_data for the regression phase"))
+            to_regression(reg_frame, config.rm.regression_phase_attributes,
+                          "rm.regression_data for the regression phase"))
         snapshot.row_ids = sorted(snapshot.row_ids + reg_snapshot.row_ids)
         snapshot.source_run_ids = sorted(set(snapshot.source_run_ids) | set(reg_snapshot.source_run_ids))
         snapshot.query += f"; regression phase: {reg_snapshot.query}"

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from transformers import AutoModel, PreTrainedTokenizerBase
 
-from trainers.armo import ObjectiveHeads, fit_gating, fit_ridge_heads
+from trainers.armo import GatingArchitecture, ObjectiveHeads, decorrelate_verbosity, fit_gating, fit_ridge_heads
 from trainers.common import load_tokenizer
-from trainers.config import TrainConfig
+from trainers.config import RewardOptions, TrainConfig
 
 Conversation = list[dict[str, str]]
 
@@ -80,7 +80,7 @@ class MultiObjectiveScorer:
         self.heads.save(folder)
         (folder / "scorer.json").write_text(json.dumps(
             {"backbone": self.embedder.model_path, "max_length": self.embedder.max_length,
-             "objectives": self.heads.objectives, "mixed": self.heads.mixed}, indent=2))
+             "objectives": self.heads.objectives}, indent=2))
 
     def _embed(self, prompts: list[Any], responses: list[str]) -> tuple[np.ndarray, np.ndarray]:
         conversations = [_user(p) + [{"role": "assistant", "content": r}] for p, r in zip(prompts, responses, strict=True)]
@@ -116,6 +116,12 @@ def _label_matrix(rated: datasets.Dataset) -> np.ndarray:
     return np.array([[np.nan if v is None else v for v in row] for row in rated["labels"]], dtype=float)
 
 
+def _gating_architecture(options: RewardOptions) -> GatingArchitecture:
+    return GatingArchitecture(n_hidden=options.gating_n_hidden, hidden_dim=options.gating_hidden_dim,
+                              temperature=options.gating_temperature, dropout=options.gating_dropout,
+                              logit_scale=options.gating_logit_scale)
+
+
 def train_multi_objective(config: TrainConfig, train: datasets.Dataset, eval_: datasets.Dataset | None,
                           model_path: str, out: Path, pairs: datasets.Dataset | None = None) -> dict[str, Any]:
     """Fit heads and gate, save the scorer to `out`; returns steps, losses and evaluation."""
@@ -123,24 +129,36 @@ def train_multi_objective(config: TrainConfig, train: datasets.Dataset, eval_: d
     embedder = Embedder(model_path, config.training.max_length)
     conversations = [p + c for p, c in zip(train["prompt"], train["completion"], strict=True)]
     embeddings = embedder.embed(conversations)
-    heads = fit_ridge_heads(embeddings, _label_matrix(train), options.attributes, options.ridge_alpha, options.decorrelate)
+    heads = fit_ridge_heads(embeddings, _label_matrix(train), options.attributes, options.ridge_alphas,
+                            options.ridge_validation_fraction, seed=config.training.seed)
     if pairs is not None:
         prompts = embedder.embed(pairs["prompt"], prompt_only=True)
         chosen = embedder.embed([p + c for p, c in zip(pairs["prompt"], pairs["chosen"], strict=True)])
         rejected = embedder.embed([p + r for p, r in zip(pairs["prompt"], pairs["rejected"], strict=True)])
     else:
-        if options.pair_attribute not in options.attributes:
-            raise ValueError(f"rm.pair_attribute {options.pair_attribute!r} is not one of rm.attributes")
         index = pairs_from_ratings(train, options.attributes.index(options.pair_attribute))
         if not index:
             raise ValueError(f"no preference pairs: no prompt has two responses with different "
                              f"{options.pair_attribute}; give rm.pairs")
         prompts = embedder.embed([train["prompt"][a] for a, _ in index], prompt_only=True)
         chosen, rejected = embeddings[[a for a, _ in index]], embeddings[[b for _, b in index]]
-    losses = fit_gating(heads, prompts, chosen, rejected, options.gating_hidden, options.gating_epochs,
+    if options.decorrelate is not None:
+        # As the reference: the penalties come from the rewards of the preference pairs' responses.
+        decorrelate_verbosity(heads, np.concatenate([chosen, rejected]), options.decorrelate,
+                              options.decorrelate_rule, options.corr_threshold)
+    losses = fit_gating(heads, prompts, chosen, rejected, _gating_architecture(options), options.gating_steps,
+                        options.gating_batch_size, options.gating_learning_rate, options.gating_weight_decay,
                         seed=config.training.seed)
     accuracy = float((heads.reward(chosen, prompts) > heads.reward(rejected, prompts)).mean())
     evaluation: dict[str, float] = {"train_pair_accuracy": accuracy, "pairs": float(len(prompts))}
+    assert heads.gating is not None
+    evaluation["gating_logit_scale"] = float(heads.gating.logit_scale.detach()[0])
+    for i, name in enumerate(options.attributes):
+        evaluation[f"ridge_alpha_{name}"] = heads.alphas[i]
+        if np.isfinite(heads.validation_mse[i]):
+            evaluation[f"ridge_validation_mse_{name}"] = heads.validation_mse[i]
+        if heads.penalties is not None and name != heads.decorrelate:
+            evaluation[f"verbosity_penalty_{name}"] = float(heads.penalties[i])
     if eval_ is not None and len(eval_):
         held = embedder.embed([p + c for p, c in zip(eval_["prompt"], eval_["completion"], strict=True)])
         raw, labels = heads.raw(held), _label_matrix(eval_)
@@ -150,6 +168,6 @@ def train_multi_objective(config: TrainConfig, train: datasets.Dataset, eval_: d
                 evaluation[f"eval_mse_{name}"] = float(((raw[mask, i] - labels[mask, i]) ** 2).mean())
     MultiObjectiveScorer(embedder, heads).save(out)
     log = [{"step": step + 1, "loss": loss} for step, loss in enumerate(losses)
-           if (step + 1) % max(1, options.gating_epochs // 20) == 0 or step + 1 == len(losses)]
+           if (step + 1) % max(1, options.gating_steps // 20) == 0 or step + 1 == len(losses)]
     return {"steps": len(losses), "final_loss": losses[-1], "log_history": log, "eval": evaluation,
-            "mixing_weights": dict(zip(heads.mixed, heads.weights(prompts).mean(axis=0).tolist(), strict=True))}
+            "mixing_weights": dict(zip(heads.objectives, heads.weights(prompts).mean(axis=0).tolist(), strict=True))}

@@ -3,8 +3,9 @@ margin on). Scaled BT and attribute regression, which TRL lacks, are small subcl
 
 - scaled BT: m·(−log σ(r_c − r_r)), m = |preference strength| (HelpSteer2-Preference);
 - regression: one head per HelpSteer attribute, MSE, missing labels (NaN) masked;
-- regression_then_scaled_bt: the HelpSteer2 recipe, a regression model whose `head_attribute` row
-  initialises the scalar head of a scaled-BT model trained from it.
+- regression_then_scaled_bt: the HelpSteer2-Preference recipe (arXiv 2410.01257), a regression model
+  on `rm.regression_attributes` (default: `head_attribute` alone, the paper's helpfulness-only model)
+  whose `head_attribute` row initialises the scalar head of a scaled-BT model trained from it.
 """
 
 from __future__ import annotations
@@ -112,8 +113,9 @@ def _classifier(model_path: str, num_labels: int, tokenizer: PreTrainedTokenizer
 
 
 def build_regression(config: TrainConfig, train: datasets.Dataset, eval_: datasets.Dataset | None, model_path: str,
-                     tokenizer: PreTrainedTokenizerBase, args: dict[str, Any]) -> Trainer:
-    model = _classifier(model_path, len(config.rm.attributes), tokenizer)
+                     tokenizer: PreTrainedTokenizerBase, args: dict[str, Any], attributes: list[str]) -> Trainer:
+    """One output per attribute of `attributes` (the order of each row's `labels`)."""
+    model = _classifier(model_path, len(attributes), tokenizer)
     peft = lora_config(config, "SEQ_CLS")
     if peft is not None:
         from peft import get_peft_model
@@ -132,7 +134,8 @@ def regression_phase(config: TrainConfig, rated: datasets.Dataset, model_path: s
         return target
     phase_args = {**args, "output_dir": str(target) + "-scratch", "save_strategy": "no",
                   "max_steps": config.rm.regression_steps or config.training.max_steps}
-    trainer = build_regression(config, rated, None, model_path, tokenizer, phase_args)
+    trainer = build_regression(config, rated, None, model_path, tokenizer, phase_args,
+                               config.rm.regression_phase_attributes)
     trainer.train()
     model = trainer.model
     if hasattr(model, "merge_and_unload"):
@@ -144,8 +147,9 @@ def regression_phase(config: TrainConfig, rated: datasets.Dataset, model_path: s
 
 def _scalar_from_regression(folder: Path, config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
     regression = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
-    row = config.rm.attributes.index(config.rm.head_attribute)
-    # The 1-row head is new (sizes differ, hence ignore_mismatched_sizes); it starts as the attribute's row.
+    row = config.rm.regression_phase_attributes.index(config.rm.head_attribute)
+    # A 1-row head (new when the phase had several attributes, hence ignore_mismatched_sizes) starts as
+    # the head attribute's row; with a one-attribute phase it is that row already.
     model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1, ignore_mismatched_sizes=True,
                                                                dtype=torch.float32)
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -160,11 +164,9 @@ def build_reward(config: TrainConfig, train: datasets.Dataset, eval_: datasets.D
                  extra: dict[str, datasets.Dataset]) -> Trainer:
     objective = config.rm.objective
     if objective == "regression":
-        return build_regression(config, train, eval_, model_path, tokenizer, args)
+        return build_regression(config, train, eval_, model_path, tokenizer, args, config.rm.attributes)
     reward_args = RewardConfig(**args, max_length=config.training.max_length)
     if objective == "regression_then_scaled_bt":
-        if config.rm.head_attribute not in config.rm.attributes:
-            raise ValueError(f"rm.head_attribute {config.rm.head_attribute!r} is not one of rm.attributes")
         folder = regression_phase(config, extra["regression"], model_path, tokenizer, args, run_dir / "regression")
         model = _scalar_from_regression(folder, config, tokenizer)
     else:

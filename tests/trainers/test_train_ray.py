@@ -74,13 +74,17 @@ def test_full_fine_tuning(kind, overrides, eval_key, tmp_path, tiny_model_dir, t
 
 def test_multi_objective_scorer(tmp_path, tiny_model_dir, train_store, ray_session):
     config = write_config(tmp_path, tiny_model_dir, data={"dataset": "ratings"},
-                          rm={"objective": "multi_objective", "gating_epochs": 20})
+                          rm={"objective": "multi_objective", "gating_steps": 20, "gating_batch_size": 8,
+                              "gating_hidden_dim": 16, "ridge_alphas": [0.1, 10.0], "ridge_validation_fraction": 0.3})
     record = train(load_train_config(config, "rm"), train_store).record
     row = _stored(train_store, record.id)
     _check_record(row)
     evaluation = json.loads(row["eval_metrics"])
     weights = [v for k, v in evaluation.items() if k.startswith("weight_")]
-    assert len(weights) == 4 and math.isclose(sum(weights), 1.0, rel_tol=1e-4)  # verbosity left out of the mix
+    assert len(weights) == 5 and math.isclose(sum(weights), 1.0, rel_tol=1e-4)  # one gate weight per objective
+    attributes = ["helpfulness", "correctness", "coherence", "complexity", "verbosity"]
+    assert all(evaluation[f"ridge_alpha_{a}"] in (0.1, 10.0) for a in attributes)  # the α chosen per objective
+    assert all(0 <= evaluation[f"verbosity_penalty_{a}"] <= 1 for a in attributes if a != "verbosity")
     scorer = MultiObjectiveScorer.load(row["final_model_path"])
     scores = scorer.score(["write a short poem about the sea"], ["the sea and the sky are blue"])
     assert len(scores) == 1 and math.isfinite(scores[0])
