@@ -60,9 +60,7 @@ def scan_seed_file(path: str | Path, limit: int | None = None, chunk_rows: int |
             schema = chunk.schema if schema is None else pa.unify_schemas([schema, chunk.schema],
                                                                          promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            first = chunk.column("source_line")[0].as_py()
-            raise SeedFileError(f"{_where(path, first)}: extra fields must keep one type across lines "
-                                f"(this chunk starts here): {exc}") from None
+            raise _type_change(path, chunk.column("source_line")[0].as_py(), exc) from None
         # Only ids and line numbers are kept across chunks, to find a repeated id at the end.
         ids.append(chunk.column("id").combine_chunks())
         numbers.append(chunk.column("source_line").combine_chunks())
@@ -100,9 +98,13 @@ def _validated_chunks(path: Path, limit: int | None, chunk_rows: int, schema: pa
         try:
             yield pa.Table.from_pylist(rows, schema=schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            changed = " (the file changed since it was checked)" if schema is not None else ""
-            raise SeedFileError(f"{_where(path, chunk[0][0])}: extra fields must keep one type across lines "
-                                f"(this chunk starts here){changed}: {exc}") from None
+            raise _type_change(path, chunk[0][0], exc, checked=schema is not None) from None
+
+
+def _type_change(path: Path, chunk_start: int, exc: Exception, checked: bool = False) -> SeedFileError:
+    changed = " (the file changed since it was checked)" if checked else ""
+    return SeedFileError(f"{_where(path, chunk_start)}: extra fields must keep one type across lines "
+                         f"(this chunk starts here){changed}: {exc}")
 
 
 def _chunks(records: Iterable[tuple[int, Any]], size: int) -> Iterator[list[tuple[int, Any]]]:
