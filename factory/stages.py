@@ -21,6 +21,7 @@ STAGE_TABLE: dict[str, str] = {
     "helpsteer": "annotators.helpsteer.stage:HelpSteerStage",
     "helpsteer_aggregate": "annotators.helpsteer.aggregate_stage:HelpSteerAggregateStage",
     "helpsteer_preference": "annotators.helpsteer.preference:HelpSteerPreferenceStage",
+    "helpsteer_preference_aggregate": "annotators.helpsteer.preference_aggregate_stage:HelpSteerPreferenceAggregateStage",
     "import_ratings": "annotators.helpsteer.human:ImportRatingsStage",
     "import_preferences": "annotators.helpsteer.human:ImportPreferencesStage",
     "feedback_loop": "generators.feedback.loop:FeedbackLoopStage",

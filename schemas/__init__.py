@@ -10,11 +10,12 @@ from schemas.skillmix import InstructionRow, QueryTypeRow, SkillMentionRow, Skil
 
 __all__ += ["InstructionRow", "QueryTypeRow", "SkillMentionRow", "SkillRow"]
 from schemas.cdr import PreferenceRow, RewardRow  # noqa: E402
-from schemas.ratings import AggregatedRatingRow, HelpSteerPreferenceRow, RatingRow  # noqa: E402
+from schemas.ratings import AggregatedPreferenceRow, AggregatedRatingRow, HelpSteerPreferenceRow, RatingRow  # noqa: E402
 from schemas.safety import SafetyRow, safety_record_type  # noqa: E402
 from schemas.taxonomies import CustomTaxonomy, SafetyCategory, Taxonomy  # noqa: E402
 
-__all__ += ["AggregatedRatingRow", "CustomTaxonomy", "HelpSteerPreferenceRow", "PreferenceRow", "RatingRow", "RewardRow",
+__all__ += ["AggregatedPreferenceRow", "AggregatedRatingRow", "CustomTaxonomy", "HelpSteerPreferenceRow", "PreferenceRow",
+            "RatingRow", "RewardRow",
             "SafetyCategory", "SafetyRow", "Taxonomy", "safety_record_type"]
 from schemas.training import TrainingRunRecord  # noqa: E402
 

@@ -4,7 +4,9 @@ Formats (DESIGN.md §4): SFT `messages`; preference `prompt`/`chosen`/`rejected`
 the model's chat template applies); reward the same plus `margin` or `scale`; regression
 `prompt`/`response` plus one float per attribute (None = missing label, masked in the loss).
 Preference rows may also come in HelpSteer2-Preference form: `response_1`, `response_2` and
-`preference_strength` (< 0: response 1 is better).
+`preference_strength` (< 0: response 1 is better), per rater (`helpsteer_preferences`) or one
+aggregated row per pair (`aggregated_preferences`, whose `high_disagreement` rows are skipped, as
+the exports skip them).
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ def _pairs(frame: pl.DataFrame, what: str, needs_strength: bool = False) -> list
     out = []
     for row in frame.iter_rows(named=True):
         strength = row["preference_strength"]
-        if not strength:
+        if not strength or row.get("high_disagreement"):
             continue
         better, worse = ("response_1", "response_2") if strength < 0 else ("response_2", "response_1")
         out.append({"prompt": _user_turns(row, prompt), "chosen": _assistant(row[better]),

@@ -9,6 +9,7 @@ one fails the run with its line number and field.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pyarrow as pa
@@ -34,7 +35,9 @@ def _score(row: dict[str, Any], field: str, low: int, high: int, integer: bool) 
     value = row.get(field)
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and value != int(value)):
+    # NaN and infinity are floats too (JSON lines may hold them); neither is a score.
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or (integer and value != int(value))):
         raise FactoryError(f"{_where(row)}: field '{field}': expected {'an integer' if integer else 'a number'}, got {value!r}")
     if not low <= value <= high:
         raise FactoryError(f"{_where(row)}: field '{field}': {value} is outside {low}..{high}")
@@ -76,8 +79,23 @@ class ImportRatingsStage(Stage):
                          response=response, rater=str(row.get("rater")), source="human", error=message)
 
 
+def _optional_text(row: dict[str, Any], field: str) -> None:
+    if row.get(field) is not None and not isinstance(row[field], str):
+        raise FactoryError(f"{_where(row)}: field '{field}': expected a string, got {row[field]!r}")
+
+
+def justification_of(row: dict[str, Any]) -> str | None:
+    """`justification`, else the data card's `preference_statement` + `preference_elaboration` joined
+    (the export splits them back at the first sentence)."""
+    if row.get("justification"):
+        return row["justification"]
+    parts = [row.get(f, "").strip() for f in ("preference_statement", "preference_elaboration") if row.get(f)]
+    return " ".join(p for p in parts if p) or None
+
+
 class ImportPreferencesStage(Stage):
-    """Lines: id, prompt, response_1, response_2, preference_strength (-3..3), rater, optional justification."""
+    """Lines: id, prompt, response_1, response_2, preference_strength (-3..3), rater, optional
+    justification (or the data card's preference_statement / preference_elaboration)."""
 
     Config = StageConfig
     Record = HelpSteerPreferenceRow
@@ -95,6 +113,8 @@ class ImportPreferencesStage(Stage):
             if row.get("preference_strength") is None:
                 raise FactoryError(f"{_where(row)}: field 'preference_strength': required (-3..3)")
             _score(row, "preference_strength", -3, 3, integer=True)
+            for field in ("justification", "preference_statement", "preference_elaboration"):
+                _optional_text(row, field)
         return rows
 
     def process(self, rows: list[dict[str, Any]]) -> list[HelpSteerPreferenceRow]:
@@ -102,7 +122,7 @@ class ImportPreferencesStage(Stage):
             **self.lineage(row["id"]), template="human", prompt=row["prompt"], response_1=row["response_1"],
             response_2=row["response_2"], response_1_id=row.get("response_1_id"), response_2_id=row.get("response_2_id"),
             rater=str(row["rater"]), source="human", preference_strength=int(row["preference_strength"]),
-            justification=row.get("justification"),
+            justification=justification_of(row),
         ) for row in rows]
 
     def failed_row(self, row: dict[str, Any], message: str) -> HelpSteerPreferenceRow:

@@ -1,9 +1,12 @@
 """Stage `helpsteer_preference`: HelpSteer2-Preference strength (-3..+3) between two responses to a
 prompt, judged in both orders (position bias) with an optional written justification.
 
-Strength in each order is the expectation over the normalised probabilities of the six answers
-'-3' '-2' '-1' '1' '2' '3'; the reverse order's value is negated back to (1, 2) terms, the two are
-averaged and rounded into `preference_strength` (0 when the average is within 0.5 of a tie).
+The scale is the HelpSteer2-Preference data card's seven points, 0 ("about the same") included:
+without it a judge that finds two responses equal must still pick a side, which inflates
+|strength| and so the scaled-BT weight. Strength in each order is the expectation over the
+normalised probabilities of the seven answers '-3' .. '3'; the reverse order's value is negated
+back to (1, 2) terms, the two are averaged and rounded into `preference_strength` (0 when the
+average is within 0.5 of a tie).
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from factory.stage import Stage, StageConfig
 from factory.store import Store
 from schemas.ratings import HelpSteerPreferenceRow
 
-STRENGTHS = [-3, -2, -1, 1, 2, 3]
+STRENGTHS = [-3, -2, -1, 0, 1, 2, 3]
 
+# The data card's wording, line for line (nvidia/HelpSteer2, "Preferences").
 SCALE = """-3: Response 1 is much better than Response 2
 -2: Response 1 is better than Response 2
 -1: Response 1 is slightly better than Response 2
+0: Response 1 is about the same as Response 2
 1: Response 2 is slightly better than Response 1
 2: Response 2 is better than Response 1
 3: Response 2 is much better than Response 1"""
@@ -47,11 +52,15 @@ def expected_strength(probabilities: list[float]) -> float:
     return sum(s * p for s, p in zip(STRENGTHS, probabilities, strict=True)) / total
 
 
+def round_strength(value: float) -> int:
+    """The nearest point of the -3..3 scale; halves go away from zero, so rounding is the same for
+    either response (half-to-even would pull +0.5 and -1.5 alike towards an even number)."""
+    return max(-3, min(3, int(math.copysign(math.floor(abs(value) + 0.5), value))))
+
+
 def combine(forward: float, reverse_flipped: float) -> tuple[int, bool]:
     """(preference strength, position consistent) from both orders, in (1, 2) terms."""
-    mean = (forward + reverse_flipped) / 2
-    strength = int(math.copysign(math.floor(abs(mean) + 0.5), mean))  # round half away from zero
-    return max(-3, min(3, strength)), (forward > 0) == (reverse_flipped > 0)
+    return round_strength((forward + reverse_flipped) / 2), (forward > 0) == (reverse_flipped > 0)
 
 
 class PreferenceConfig(StageConfig):
@@ -102,7 +111,7 @@ class HelpSteerPreferenceStage(Stage):
             forward, reverse = strengths[i], -strengths[half + i]
             strength, consistent = combine(forward, reverse)
             records.append(HelpSteerPreferenceRow(
-                **self.lineage(row["id"]), model=engine.name, template="helpsteer-preference/v1",
+                **self.lineage(row["id"]), model=engine.name, template="helpsteer-preference/v2",
                 prompt=row["prompt"], response_1=row["response_1"], response_2=row["response_2"],
                 response_1_id=row["response_1_id"], response_2_id=row["response_2_id"],
                 rater=f"{engine.name}/{self.config.rater}", source="llm", preference_strength=strength,

@@ -11,7 +11,6 @@ the preference strength, and the kept raters' justifications are joined.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +18,7 @@ from typing import Any, Literal
 import polars as pl
 
 from annotators.exports import to_helpsteer2, to_helpsteer2_preference
-from annotators.helpsteer.aggregate import aggregate
+from annotators.helpsteer.aggregate import aggregate, aggregate_preferences
 from annotators.webapp.answers import AnswerBook
 from annotators.webapp.campaign import Campaign
 from factory.errors import FactoryError
@@ -61,13 +60,11 @@ def aggregated_preferences(book: AnswerBook) -> pl.DataFrame:
     for item_id, rows in sorted(_groups(book.preferences).items()):
         if len(rows) < config.min_raters:
             continue
-        # HelpSteer2's keep-the-most-agreeing rule, on the one number each rater gave.
-        result = aggregate([{"helpfulness": float(row["preference_strength"])} for row in rows], config.keep, config.max_spread)
-        mean = result.scores["helpfulness"] or 0.0
+        # The same rule as the helpsteer_preference_aggregate stage.
+        result = aggregate_preferences([int(row["preference_strength"]) for row in rows], config.keep, config.max_spread)
         kept = [rows[i] for i in result.kept]
         records.append({"item": item_id, "prompt": rows[0]["prompt"], "response_1": rows[0]["response_1"],
-                        "response_2": rows[0]["response_2"],
-                        "preference_strength": int(math.copysign(math.floor(abs(mean) + 0.5), mean)),
+                        "response_2": rows[0]["response_2"], "preference_strength": result.strength,
                         "justification": "\n\n".join(f"{r['rater']}: {r['justification']}" for r in kept if r["justification"]),
                         "raters": [r["rater"] for r in rows], "kept_raters": [r["rater"] for r in kept],
                         "spread": result.spread, "high_disagreement": result.high_disagreement})

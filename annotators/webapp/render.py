@@ -39,6 +39,5 @@ def attribute_help() -> list[AttributeHelp]:
 
 
 def preference_scale() -> list[tuple[int, str]]:
-    """(-3..+3, label) as HelpSteer2-Preference words them, with 0 for 'about the same'."""
-    scale = [(int(value), text.strip()) for value, _, text in (line.partition(":") for line in SCALE.splitlines())]
-    return sorted([*scale, (0, "The two responses are about the same")])
+    """(-3..+3, label) as HelpSteer2-Preference words them (0: 'about the same'), as the LLM judge sees them."""
+    return sorted((int(value), text.strip()) for value, _, text in (line.partition(":") for line in SCALE.splitlines()))

@@ -62,8 +62,9 @@ def test_helpsteer2_export(annotated_store, tmp_path):
 def test_helpsteer2_preference_export(annotated_store, tmp_path):
     export_dataset(annotated_store, "helpsteer_preferences", tmp_path / "p", fmt="helpsteer2-preference")
     data = load_both(tmp_path / "p")
-    assert data.column_names == ["prompt", "response_1", "response_2", "preference_strength", "justification"]
-    assert data.features["preference_strength"] == datasets.Value("int64")
+    assert data.column_names == ["prompt", "response_1", "response_2", "preference_strength", "preference_statement",
+                                 "preference_elaboration", "justification"]
+    assert data.features["preference_strength"] == datasets.Value("int32")  # as in the data card
     assert data.num_rows == 4 and all(-3 <= s <= 3 for s in data["preference_strength"])
 
 

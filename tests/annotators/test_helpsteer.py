@@ -52,7 +52,7 @@ def test_aggregate_keeps_the_most_agreeing_raters():
 
 
 def test_preference_strength_in_both_orders():
-    assert expected_strength([1, 0, 0, 0, 0, 0]) == -3 and expected_strength([0, 0, 0, 0, 0, 1]) == 3
+    assert expected_strength([1, 0, 0, 0, 0, 0, 0]) == -3 and expected_strength([0, 0, 0, 0, 0, 0, 1]) == 3
     assert combine(-2.2, -1.8) == (-2, True)
     assert combine(1.0, -0.2) == (0, False)  # orders disagree and cancel out: no preference
     assert combine(2.6, 3.0) == (3, True) and combine(0.5, 0.5) == (1, True)

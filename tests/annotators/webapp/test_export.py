@@ -50,7 +50,7 @@ def test_helpsteer2_preference_export(rated, tmp_path):
     result = export_campaign(campaign, store, tmp_path / "pref", "helpsteer2-preference")
     loaded = datasets.load_from_disk(str(tmp_path / "pref"))
     assert result.rows == 5 and loaded.column_names == ["prompt", "response_1", "response_2", "preference_strength",
-                                                        "justification"]
+                                                        "preference_statement", "preference_elaboration", "justification"]
     assert set(loaded["preference_strength"]) == {-2}  # mean of -2, -1, -2 = -1.67 -> -2
     assert "bob: bob: reasons" in loaded["justification"][0]
 
