@@ -266,6 +266,11 @@ def test_guard3_template_scores_the_verdict_after_the_separator():
         assert first[separator] > 0.5 and first[unsafe] < first[safe]
         assert (record.raw_output, record.categories, record.unsafe_s1, record.keep) == ("unsafe\nS1", ["S1"], True, False)
         assert record.template == "guard/model-template"
+    # The keep policy on parsed categories: only the listed codes drop a row; S1 is outside ["S2"].
+    for policy, keep in (({"categories": ["S1", "S2"]}, False), ({"categories": ["S2"]}, True),
+                         ({"drop_unsafe": False}, True)):
+        (record,) = guard_stage(engine, policy=policy).process(ROWS[:1])
+        assert (record.categories, record.keep) == (["S1"], keep), policy
 
 
 def test_auto_refuses_a_taxonomy_the_guard_template_does_not_have():

@@ -38,9 +38,11 @@ def test_annotators_on_smollm2(tmp_path):
         assert row["error"] is None and row["domain"] in ("SAFETY", "REASONING", "CHAT")
         assert row["reward"] == pytest.approx(row["strong_logprob"] - row["weak_logprob"])
         assert row["strong_tokens"] == row["weak_tokens"] > 0  # same tokenizer on both sides
-    if rewards[0]["reward"] != rewards[1]["reward"]:
-        (pair,) = store.sql("SELECT * FROM preferences").to_dicts()
-        assert pair["chosen_reward"] == max(r["reward"] for r in rewards) and pair["margin"] > 0
+    # Two sampled responses of 12 tokens from SmolLM2 in fp32 scoring: their rewards differ, so one pair.
+    assert rewards[0]["reward"] != rewards[1]["reward"]
+    (pair,) = store.sql("SELECT * FROM preferences").to_dicts()
+    assert pair["chosen_reward"] == max(r["reward"] for r in rewards) and pair["margin"] > 0
+    assert pair["rejected_reward"] == min(r["reward"] for r in rewards)
     for row in store.sql("SELECT * FROM safety").to_dicts():
         assert 0 <= row["p_unsafe"] <= 1 and row["raw_output"] is not None  # SmolLM2 is no guard: errors allowed
         assert (row["error"] is None) == (row["categories"] is not None)

@@ -114,7 +114,12 @@ def test_a_later_stage_may_read_an_earlier_output(tmp_path):
     second = dict(raw["stages"][0], name="again", input={"dataset": "responses"}, output="again")
     raw["stages"].append(second)
     path = write_pipeline(tmp_path, raw, prompts(2))
-    PipelineRunner(load_pipeline(path), Store(tmp_path / "store")).check()
+    store = Store(tmp_path / "store")
+    assert PipelineRunner(load_pipeline(path), store).check() is None
+    assert store.datasets() == []  # checking writes nothing
+    raw["stages"].reverse()  # now the first stage reads what only a later one writes
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.input\.dataset: data set 'responses' is not in the store"):
+        PipelineRunner(load_pipeline(write_pipeline(tmp_path / "reversed", raw, prompts(2))), store).check()
 
 
 def test_broken_seed_line_writes_nothing(tmp_path):

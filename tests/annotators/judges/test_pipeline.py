@@ -82,9 +82,12 @@ def test_multiagent_pipeline_calibrate_report_export(tmp_path, long_model_dir):
     ranks = [r for r in judgments if r["strategy"] == "ranking" and r["ranking"]]
     result = export_dataset(store, "judgments", tmp_path / "dpo", fmt="judge-dpo")
     assert result.rows == len(decisive) + len(ranks)
-    if result.rows:
-        row = datasets.load_from_disk(str(tmp_path / "dpo"))[0]
-        assert set(row) == {"prompt", "chosen", "rejected"} and row["prompt"][0]["role"] == "user"
+    # Loadable with the TRL columns whether or not the random judge was decisive (an empty export too).
+    exported = datasets.load_from_disk(str(tmp_path / "dpo"))
+    assert exported.num_rows == result.rows and set(exported.column_names) == {"prompt", "chosen", "rejected"}
+    for row in exported:
+        assert row["prompt"][0]["role"] == "user" and row["chosen"][0]["role"] == "assistant"
+        assert row["chosen"][0]["content"] != row["rejected"][0]["content"]
 
 
 def test_jury_roles_are_checked_before_launch(tmp_path, long_model_dir):
