@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from factory.engines.spec import ModelSpec
@@ -21,6 +20,7 @@ from factory.ids import stable_hash
 from factory.stage import Stage
 from factory.stages import resolve_stage
 from factory.store.names import DatasetName, dataset_name_problem
+from factory.yaml_errors import parse_yaml
 
 
 class SeedInput(BaseModel):
@@ -264,11 +264,5 @@ def load_pipeline(path: str | Path) -> Pipeline:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read pipeline {path}: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: malformed YAML: {problem}") from None
+    raw = parse_yaml(text, path)
     return parse_pipeline(raw, path.parent.resolve(), str(path))

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from factory.config import check_model_name, format_location
 from factory.errors import ConfigError
 from factory.store import DatasetName, quote_identifier
+from factory.yaml_errors import parse_yaml
 
 KINDS = ("sft", "rm", "dpo", "simpo")
 HELPSTEER_ATTRIBUTES = ["helpfulness", "correctness", "coherence", "complexity", "verbosity"]
@@ -211,11 +211,8 @@ def parse_train_config(raw: Any, kind: str, base_dir: Path, source: str = "<trai
 def load_train_config(path: str | Path, kind: str) -> TrainConfig:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read training config {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: malformed YAML: {getattr(exc, 'problem', None) or exc}") from None
+    raw = parse_yaml(text, path)
     return parse_train_config(raw, kind, path.parent.resolve(), str(path))

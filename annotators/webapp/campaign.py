@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from annotators.helpsteer.aggregate_stage import AggregateConfig
@@ -21,6 +20,7 @@ from factory.errors import ConfigError
 from factory.ids import stable_hash
 from factory.redact import register
 from factory.store import DatasetName
+from factory.yaml_errors import parse_yaml
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 MIN_TOKEN_LENGTH = 8
@@ -162,12 +162,7 @@ def load_campaign(path: str | Path) -> Campaign:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: campaign file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    raw = parse_yaml(path.read_text(encoding="utf-8"), path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a campaign is a YAML mapping with name, source, task, raters and owner")
     try:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 
 from factory.errors import ConfigError
+from factory.yaml_errors import parse_yaml
 
 
 def read_list_file(path: Path) -> list[tuple[str, str | None]]:
@@ -34,12 +34,7 @@ def parse_entry(text: str) -> tuple[str, str | None]:
 
 
 def _yaml_items(path: Path) -> list[tuple[str, str | None]]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: malformed YAML: {getattr(exc, 'problem', None) or exc}") from None
+    data = parse_yaml(path.read_text(encoding="utf-8"), path)
     if isinstance(data, dict):
         return [(str(name), None if definition is None else str(definition)) for name, definition in data.items()]
     if not isinstance(data, list):

@@ -53,7 +53,7 @@ def test_duplicate_tokens_and_bad_yaml_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="distinct tokens"):
         Tokens(load_campaign(path))
     path.write_text("name: x\nraters: [\n")
-    with pytest.raises(ConfigError, match=r"campaign.yaml:3: invalid YAML"):
+    with pytest.raises(ConfigError, match=r"campaign.yaml:3:\d+: malformed YAML"):
         load_campaign(path)
 
 

@@ -73,7 +73,7 @@ def test_errors_name_the_problem(tmp_path):
         AggregateConfig(files=["missing.txt"])
     bad = tmp_path / "bad.yaml"
     bad.write_text("- [unclosed\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml:\d+: malformed YAML"):
+    with pytest.raises(ConfigError, match=r"bad.yaml:\d+:\d+: malformed YAML"):
         SkillsStage.prepare_input(AggregateConfig(files=[bad]), pa.table({"id": ["0"]}), store=None)
     with pytest.raises(ConfigError, match="no skills found"):
         SkillsStage.prepare_input(AggregateConfig(), pa.table({"id": ["0"], "index": [0]}), store=None)
