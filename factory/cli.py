@@ -15,6 +15,7 @@ from rich.table import Table
 from factory.errors import FactoryError
 from factory.export import FORMATS
 from factory.store import Store
+from factory.store.names import STAGE_RUNS_DATASET
 
 DEFAULT_STORE = "./factory-data"
 
@@ -179,14 +180,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     store = _existing_store(args)
-    if not store.has("runs"):
+    if not store.has(STAGE_RUNS_DATASET):
         raise FactoryError(f"no runs recorded in store {store.location}")
     # Input tokens are everything the models read (prompts; prompt + response when scoring), output
     # tokens what they generated; model seconds the time spent in engine calls.
     _print_frame(store.sql(
         "SELECT run_id, pipeline, stage, status, rows, error_rows, prompt_tokens AS input_tokens, "
         "completion_tokens AS output_tokens, seconds, engine_seconds AS model_seconds, gpu_seconds, started_at "
-        "FROM runs ORDER BY started_at DESC, stage"
+        f"FROM {STAGE_RUNS_DATASET} ORDER BY started_at DESC, stage"
         + (" LIMIT ?" if args.last else ""), [args.last] if args.last else None,
     ), args.format)
     return 0

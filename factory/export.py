@@ -21,6 +21,7 @@ import polars as pl
 from factory.errors import FactoryError
 from factory.redact import scrub, scrub_all
 from factory.store import Store, check_dataset_name, quote_identifier
+from factory.store.names import STAGE_RUNS_DATASET
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,8 @@ def _card(store: Store, dataset: str, frame: pl.DataFrame, where: str | None, fm
     run_ids = sorted(frame["run_id"].unique().to_list()) if "run_id" in frame.columns else []
     models = sorted(m for m in frame["model"].unique().to_list() if m) if "model" in frame.columns else []
     pipelines: list[str] = []
-    if run_ids and store.has("runs"):
-        pipelines = store.sql("SELECT DISTINCT pipeline FROM runs WHERE list_contains(?, run_id) ORDER BY 1",
+    if run_ids and store.has(STAGE_RUNS_DATASET):
+        pipelines = store.sql(f"SELECT DISTINCT pipeline FROM {STAGE_RUNS_DATASET} WHERE list_contains(?, run_id) ORDER BY 1",
                               [run_ids])["pipeline"].to_list()
     bullet = lambda items: "\n".join(f"- `{item}`" for item in items) or "- (none recorded)"  # noqa: E731
     return f"""# {dataset}

@@ -29,9 +29,9 @@ from factory.ray_logs import ray_log_path
 from factory.schedule import Scheduler, UpstreamFinished, plan, streams
 from factory.seeds import SeedScan, read_seed_chunks, scan_seed_file
 from factory.store import Store, quote_identifier
+from factory.store.names import STAGE_RUNS_DATASET
 from schemas import RunRecord, rows_to_arrow
 
-RUNS_DATASET = "runs"
 POLL_SECONDS = 1.0  # a streaming stage with nothing to do looks at its input again after this long
 
 
@@ -153,7 +153,7 @@ class PipelineRunner:
                     with SharedEngines(self.executor) as own:
                         summaries.append(self.run_stage(stage, own))
         seeds = {self.pipeline.seed_dataset(self.pipeline.stages[index]) for index in self._seeds}
-        self.compact({stage.output for stage in self.pipeline.stages} | seeds | {RUNS_DATASET})
+        self.compact({stage.output for stage in self.pipeline.stages} | seeds | {STAGE_RUNS_DATASET})
         for step in self.pipeline.config.train:
             # Imported by name on use: factory never imports the trainers package at load (DESIGN §2).
             run_train_step = importlib.import_module("trainers.pipeline").run_train_step
@@ -325,7 +325,7 @@ class PipelineRunner:
             message=message, started_at=started, finished_at=dt.datetime.now(dt.timezone.utc),
             table_versions=json.dumps({name: v for name, v in versions.items() if v is not None}),
         )
-        self.store.append(RUNS_DATASET, rows_to_arrow([record], RunRecord))
+        self.store.append(STAGE_RUNS_DATASET, rows_to_arrow([record], RunRecord))
 
     def _print(self, s: StageSummary) -> None:
         self.console.print(

@@ -14,9 +14,7 @@ from collections.abc import Sequence
 
 from factory.errors import StoreError
 from factory.store import Store, VersionPin
-
-TRAINING_RUNS = "training_runs"
-RUNS = "runs"
+from factory.store.names import STAGE_RUNS_DATASET, TRAINING_RUNS_DATASET
 
 
 def resolve_as_of(store: Store, values: Sequence[str]) -> VersionPin:
@@ -38,11 +36,11 @@ def resolve_as_of(store: Store, values: Sequence[str]) -> VersionPin:
 
 def _recorded_versions(store: Store, run: str) -> dict[str, int]:
     recorded: list[str] = []
-    if store.has(TRAINING_RUNS) and "data_versions" in store.columns(TRAINING_RUNS):
-        recorded += store.sql(f"SELECT data_versions FROM {TRAINING_RUNS} WHERE id = ? AND data_versions IS NOT NULL",
+    if store.has(TRAINING_RUNS_DATASET) and "data_versions" in store.columns(TRAINING_RUNS_DATASET):
+        recorded += store.sql(f"SELECT data_versions FROM {TRAINING_RUNS_DATASET} WHERE id = ? AND data_versions IS NOT NULL",
                               [run])["data_versions"].to_list()
-    if not recorded and store.has(RUNS) and "table_versions" in store.columns(RUNS):
-        recorded += store.sql(f"SELECT table_versions FROM {RUNS} WHERE (id = ? OR run_id = ?) "
+    if not recorded and store.has(STAGE_RUNS_DATASET) and "table_versions" in store.columns(STAGE_RUNS_DATASET):
+        recorded += store.sql(f"SELECT table_versions FROM {STAGE_RUNS_DATASET} WHERE (id = ? OR run_id = ?) "
                               "AND table_versions IS NOT NULL", [run, run])["table_versions"].to_list()
     if not recorded:
         raise StoreError(f"--as-of {run!r}: no training run, run or stage run with that id has recorded table "

@@ -9,14 +9,13 @@ import uuid
 from dataclasses import dataclass
 
 from factory.store import Store
+from factory.store.names import TRAINING_RUNS_DATASET
 from schemas import rows_to_arrow
 from schemas.training import TrainingRunRecord
 from trainers.artifacts import exists, run_name, runs_home
 from trainers.config import TrainConfig
 from trainers.data import load_training_data
 from trainers.ray_train import TrainingFailed, launch
-
-RUNS_DATASET = "training_runs"
 
 
 @dataclass(frozen=True)
@@ -34,9 +33,9 @@ def hyperparameters(config: TrainConfig) -> dict:
 def finished_run(store: Store, name: str, config: TrainConfig) -> TrainingRunRecord | None:
     """The latest completed row of run `name` when it reached max_steps and its model still exists.
     A multi-objective fit has no step count to continue: once completed, it is done."""
-    if not store.has(RUNS_DATASET):
+    if not store.has(TRAINING_RUNS_DATASET):
         return None
-    rows = store.sql(f"SELECT * FROM {RUNS_DATASET} WHERE run_name = ? AND status = 'completed' "
+    rows = store.sql(f"SELECT * FROM {TRAINING_RUNS_DATASET} WHERE run_name = ? AND status = 'completed' "
                      "ORDER BY finished_at DESC LIMIT 1", [name]).to_dicts()
     if not rows or not rows[0]["final_model_path"] or not exists(rows[0]["final_model_path"]):
         return None
@@ -88,4 +87,4 @@ def train(config: TrainConfig, store: Store) -> TrainOutcome:
 
 
 def _append(store: Store, record: TrainingRunRecord) -> None:
-    store.append(RUNS_DATASET, rows_to_arrow([record], TrainingRunRecord))
+    store.append(TRAINING_RUNS_DATASET, rows_to_arrow([record], TrainingRunRecord))

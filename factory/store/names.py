@@ -18,6 +18,8 @@ from factory.errors import StoreError
 
 DATASET_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 ARTIFACTS_FOLDER = "_artifacts"  # the store's folder for files that are no data set (training runs)
+STAGE_RUNS_DATASET = "runs"  # one row per pipeline stage run (`factory run`)
+TRAINING_RUNS_DATASET = "training_runs"  # one row per training run (`factory train`)
 
 
 @functools.cache
