@@ -12,14 +12,12 @@ import itertools
 import polars as pl
 import pyarrow as pa
 
-from factory.errors import FactoryError
+from factory.columns import require_columns
 from factory.ids import stable_hash
 
 
-def require_columns(rows: pa.Table, columns: list[str], stage: str) -> None:
-    missing = [c for c in columns if c not in rows.column_names]
-    if missing:
-        raise FactoryError(f"stage {stage}: input lacks column(s) {', '.join(missing)} (has {', '.join(rows.column_names)})")
+def require_input_columns(rows: pa.Table, columns: list[str], stage: str) -> None:
+    require_columns(columns, rows.column_names, f"stage {stage}", "its input has")
 
 
 def group_rows(rows: pa.Table, key: str, columns: list[str], drop_null: str | None = None) -> pa.Table:

@@ -18,6 +18,7 @@ from pathlib import Path
 import datasets
 import polars as pl
 
+from factory.columns import require_columns
 from factory.errors import FactoryError
 from factory.redact import scrub, scrub_all
 from factory.store import Store, check_dataset_name, quote_identifier
@@ -71,10 +72,7 @@ def _select(store: Store, dataset: str, where: str | None, name: str, fmt: Expor
         raise FactoryError(f"no data set {dataset!r} in store {store.location}")
     conditions = [f"({where})"] if where else []
     columns = store.columns(dataset)
-    for need in fmt.needs:
-        if not any(option in columns for option in need.split("|")):
-            raise FactoryError(f"--format {name} needs column {need.replace('|', ' or ')}; {dataset!r} has "
-                               f"{', '.join(columns)}")
+    require_columns(fmt.needs, columns, f"--format {name}", f"{dataset!r} has")
     if fmt.drop_errors and "error" in columns:
         conditions.append("error IS NULL")
     clause = f" WHERE {' AND '.join(conditions)}" if conditions else ""

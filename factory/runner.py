@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from factory.columns import missing_columns
 from factory.config import CountInput, DatasetInput, Pipeline, PlannedStage, SeedInput
 from factory.engines.metered import USAGE_KEY, Usage
 from factory.engines.shared import SharedEngines
@@ -108,7 +109,7 @@ class PipelineRunner:
                         f"{stage.path}.{field}: data set {dataset!r} is not in the store and no earlier stage writes it"
                     )
                 columns = available[dataset]
-            missing = [column for column in stage.stage_class.reads(stage.config) if column not in columns]
+            missing = missing_columns(stage.stage_class.reads(stage.config), columns)
             if missing:
                 raise ConfigError(
                     f"{stage.path}.{field}: stage '{stage.name}' reads column(s) {', '.join(missing)} that "

@@ -18,6 +18,7 @@ from typing import Any
 import datasets
 import polars as pl
 
+from factory.columns import require_columns
 from factory.errors import FactoryError
 from factory.ids import stable_hash
 from factory.store import Store
@@ -79,9 +80,7 @@ def select(store: Store, source: DataSource, what: str, versions: dict[str, int]
 
 def require(frame: pl.DataFrame, needs: list[str], what: str) -> None:
     """Each need is a column or 'a|b' alternatives; one message names every missing one."""
-    missing = [need.replace("|", " or ") for need in needs if not any(c in frame.columns for c in need.split("|"))]
-    if missing:
-        raise TrainingDataError(f"{what} needs column(s) {', '.join(missing)}; the rows have: {', '.join(frame.columns)}")
+    require_columns(needs, frame.columns, what, "the rows have", TrainingDataError)
 
 
 def _prompt_column(frame: pl.DataFrame) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field
 
-from annotators.grouping import group_rows, require_columns
+from annotators.grouping import group_rows, require_input_columns
 from factory.ids import stable_hash
 from factory.stage import Stage, StageConfig
 from factory.store import Store
@@ -60,7 +60,7 @@ class CDRPairsStage(Stage):
 
     @classmethod
     def prepare_input(cls, config: CDRPairsConfig, rows: pa.Table, store: Store) -> pa.Table:
-        require_columns(rows, cls.reads(config), "cdr_pairs")
+        require_input_columns(rows, cls.reads(config), "cdr_pairs")
         # The group key (and so the work item id, the preference's parent_id) is one per (run, prompt).
         keys = [stable_hash("cdr-group", fingerprint, parent) if parent is not None else None
                 for fingerprint, parent in zip(rows.column("fingerprint").to_pylist(),

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from annotators.cdr.customise import Customisation, Domain, Exemplar, Layout, build_conversation, template_tag
 from annotators.cdr.router import RouterConfig, route
-from annotators.grouping import group_rows, require_columns
+from annotators.grouping import group_rows, require_input_columns
 from factory.ids import row_id
 from factory.stage import Stage, StageConfig
 from factory.store import Store
@@ -66,7 +66,7 @@ class CDRStage(Stage):
 
     @classmethod
     def prepare_input(cls, config: CDRConfig, rows: pa.Table, store: Store) -> pa.Table:
-        require_columns(rows, cls.reads(config), "cdr")
+        require_input_columns(rows, cls.reads(config), "cdr")
         grouped = group_rows(rows, config.group_by, [config.prompt_column, config.response_column],
                              drop_null=config.response_column)
         return grouped.rename_columns(["id", "member_ids", "prompt", "response"])

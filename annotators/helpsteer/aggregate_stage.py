@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import Field
 
-from annotators.grouping import group_rows, require_columns
+from annotators.grouping import group_rows, require_input_columns
 from annotators.helpsteer.aggregate import aggregate
 from factory.stage import Stage, StageConfig
 from factory.store import Store
@@ -36,7 +36,7 @@ class HelpSteerAggregateStage(Stage):
 
     @classmethod
     def prepare_input(cls, config: AggregateConfig, rows: pa.Table, store: Store) -> pa.Table:
-        require_columns(rows, cls.reads(config), "helpsteer_aggregate")
+        require_input_columns(rows, cls.reads(config), "helpsteer_aggregate")
         grouped = group_rows(rows, "response_key", ["response_id", "prompt", "response", "rater", *ATTRIBUTES])
         keep = [len(raters) >= config.min_raters for raters in grouped.column("rater").to_pylist()]
         return grouped.filter(pa.array(keep, pa.bool_()))

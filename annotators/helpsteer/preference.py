@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import Field
 
-from annotators.grouping import pair_rows, require_columns
+from annotators.grouping import pair_rows, require_input_columns
 from factory.engines import Conversation, SamplingParams
 from factory.stage import Stage, StageConfig
 from factory.store import Store
@@ -86,7 +86,7 @@ class HelpSteerPreferenceStage(Stage):
 
     @classmethod
     def prepare_input(cls, config: PreferenceConfig, rows: pa.Table, store: Store) -> pa.Table:
-        require_columns(rows, cls.reads(config), "helpsteer_preference")
+        require_input_columns(rows, cls.reads(config), "helpsteer_preference")
         return pair_rows(rows, config.group_by, config.max_pairs_per_prompt)
 
     def _conversation(self, prompt: str, first: str, second: str, justify: bool) -> Conversation:

@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 from pydantic import Field
 
-from annotators.grouping import require_columns
+from annotators.grouping import require_input_columns
 from annotators.helpsteer.aggregate import aggregate_preferences
 from factory.errors import FactoryError
 from factory.ids import stable_hash
@@ -93,7 +93,7 @@ class HelpSteerPreferenceAggregateStage(Stage):
 
     @classmethod
     def prepare_input(cls, config: PreferenceAggregateConfig, rows: pa.Table, store: Store) -> pa.Table:
-        require_columns(rows, REQUIRED, "helpsteer_preference_aggregate")
+        require_input_columns(rows, REQUIRED, "helpsteer_preference_aggregate")
         grouped = group_pairs(rows)
         keep = [len(raters) >= config.min_raters for raters in grouped.column("rater").to_pylist()]
         return grouped.filter(pa.array(keep, pa.bool_()))

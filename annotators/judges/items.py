@@ -15,7 +15,7 @@ import polars as pl
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from annotators.grouping import require_columns
+from annotators.grouping import require_input_columns
 from factory.errors import FactoryError, StoreError
 from factory.ids import stable_hash
 from factory.stage import StageConfig
@@ -49,7 +49,7 @@ class CandidateConfig(StageConfig):
 
 def _frame(config: CandidateConfig, rows: pa.Table, stage: str) -> pl.DataFrame:
     """Good input rows with `_configuration` added, in input order."""
-    require_columns(rows, ["id", config.group_by, config.prompt_column, config.response_column], stage)
+    require_input_columns(rows, ["id", config.group_by, config.prompt_column, config.response_column], stage)
     try:
         table = query_tables(f"SELECT *, CAST(({config.configuration}) AS VARCHAR) AS _configuration FROM input_rows",
                              {"input_rows": rows})

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from pydantic import Field, field_validator
 
-from annotators.grouping import require_columns
+from annotators.grouping import require_input_columns
 from annotators.winrates import GamedSet, GLMSettings, difficulties, oriented, pair_outcomes, win_rate
 from factory.ids import stable_hash
 from factory.stage import Stage, StageConfig
@@ -70,7 +70,7 @@ class WinRatesStage(Stage):
 
     @classmethod
     def prepare_input(cls, config: WinRatesConfig, rows: pa.Table, store: Store) -> pa.Table:
-        require_columns(rows, cls.reads(config), "win_rates")
+        require_input_columns(rows, cls.reads(config), "win_rates")
         frame = pl.from_arrow(rows)
         assert isinstance(frame, pl.DataFrame)
         if "error" in frame.columns:

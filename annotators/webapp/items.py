@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from annotators.grouping import pair_rows, require_columns
+from annotators.grouping import pair_rows, require_input_columns
 from annotators.helpsteer.stage import response_key
 from annotators.webapp.campaign import Campaign
 from factory.errors import ConfigError, FactoryError
@@ -55,7 +55,7 @@ def load_items(campaign: Campaign, store: Store) -> list[Item]:
     rows = _source_rows(campaign, store)
     items: list[Item] = []
     if campaign.task == "ratings":
-        require_columns(rows, ["id", "prompt", "response"], f"campaign {campaign.name} (source)")
+        require_input_columns(rows, ["id", "prompt", "response"], f"campaign {campaign.name} (source)")
         seen: set[str] = set()
         for row in rows.to_pylist():
             if not isinstance(row["response"], str):
@@ -66,7 +66,7 @@ def load_items(campaign: Campaign, store: Store) -> list[Item]:
                 items.append(item)
     else:
         if not {"response_1", "response_2"} <= set(rows.column_names):
-            require_columns(rows, ["id", "prompt", "response", campaign.source.group_by], f"campaign {campaign.name} (source)")
+            require_input_columns(rows, ["id", "prompt", "response", campaign.source.group_by], f"campaign {campaign.name} (source)")
             rows = pair_rows(rows, campaign.source.group_by, campaign.source.max_pairs_per_prompt)
         for row in rows.to_pylist():
             ids = (row.get("response_1_id"), row.get("response_2_id"))

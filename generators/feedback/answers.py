@@ -15,7 +15,7 @@ import polars as pl
 import pyarrow as pa
 from pydantic import Field
 
-from annotators.grouping import require_columns
+from annotators.grouping import require_input_columns
 from factory.errors import FactoryError
 from factory.stage import Stage, StageConfig
 from factory.store import Store
@@ -46,7 +46,7 @@ class FeedbackAnswersStage(Stage):
     @classmethod
     def prepare_input(cls, config: FeedbackAnswersConfig, rows: pa.Table, store: Store) -> pa.Table:
         """One work item per prompt (id = the prompt's id) holding its round-0 and final generator turns."""
-        require_columns(rows, cls.reads(config), "feedback_answers")
+        require_input_columns(rows, cls.reads(config), "feedback_answers")
         frame = pl.from_arrow(rows)
         assert isinstance(frame, pl.DataFrame)
         frame = frame.filter((pl.col("configuration") == config.configuration) & (pl.col("role") == "generator")
