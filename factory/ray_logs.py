@@ -20,7 +20,6 @@ from typing import TextIO
 
 from factory.models import cache_dir
 
-FORMAT = "%(asctime)s %(levelname)s %(name)s %(filename)s:%(lineno)d: %(message)s"
 RAY_LOGGERS = ("ray", "ray.data")
 
 _log_path: Path | None = None
@@ -55,8 +54,7 @@ def route_ray_logs() -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
         _log_path = folder / f"ray-{stamp}-{os.getpid()}.log"
-    handler = logging.FileHandler(_log_path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler = logging.FileHandler(_log_path, encoding="utf-8")  # ray.init gives it Ray's line format
     handler.setLevel(logging.INFO)  # Ray Data's DEBUG lines stay in its session-folder file only
     for name in RAY_LOGGERS:
         logger = logging.getLogger(name)
