@@ -96,9 +96,10 @@ def _validated_chunks(path: Path, limit: int | None, chunk_rows: int, schema: pa
     for chunk in _chunks(records, chunk_rows):
         rows = [_validated(path, number, record) for number, record in chunk]
         try:
-            yield pa.Table.from_pylist(rows, schema=schema)
+            table = pa.Table.from_pylist(rows, schema=schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise _type_change(path, chunk[0][0], exc, checked=schema is not None) from None
+        yield table
 
 
 def _type_change(path: Path, chunk_start: int, exc: Exception, checked: bool = False) -> SeedFileError:
