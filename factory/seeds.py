@@ -96,10 +96,17 @@ def _validated_chunks(path: Path, limit: int | None, chunk_rows: int, schema: pa
     for chunk in _chunks(records, chunk_rows):
         rows = [_validated(path, number, record) for number, record in chunk]
         try:
-            table = pa.Table.from_pylist(rows, schema=schema)
+            table = pa.Table.from_pylist(rows, schema=schema) if schema is not None else _table(rows)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise _type_change(path, chunk[0][0], exc, checked=schema is not None) from None
         yield table
+
+
+def _table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows -> a table with every field any row has (pyarrow's from_pylist would take the first row's
+    fields only and silently drop a field that first appears on a later line)."""
+    names = [name for name in dict.fromkeys(name for row in rows for name in row) if name != "source_line"]
+    return pa.table({name: [row.get(name) for row in rows] for name in [*names, "source_line"]})
 
 
 def _type_change(path: Path, chunk_start: int, exc: Exception, checked: bool = False) -> SeedFileError:

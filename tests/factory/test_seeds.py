@@ -120,3 +120,12 @@ def test_parquet_seeds_in_chunks(tmp_path):
     pq.write_table(pa.table({"prompt": ["a", ""]}), tmp_path / "bad.parquet")
     with pytest.raises(SeedFileError, match=r"bad\.parquet: row 2: field 'prompt'"):
         scan_seed_file(tmp_path / "bad.parquet")
+
+
+def test_a_field_that_first_appears_on_a_later_line_of_a_chunk_is_kept(tmp_path):
+    # pyarrow's from_pylist takes the first row's fields only: 'justification' was silently dropped.
+    path = write_lines(tmp_path / "s.jsonl", [json.dumps({"prompt": "a"}),
+                                              json.dumps({"prompt": "b", "justification": "why"})])
+    table = read_seed_file(path)
+    assert table.column_names == ["id", "prompt", "system_prompt", "justification", "source_line"]
+    assert table.column("justification").to_pylist() == [None, "why"]
