@@ -169,10 +169,10 @@ def write_dataset_folder(out: Path, frame: pl.DataFrame, card: str) -> datasets.
     try:
         # One shard even for 0 rows: with none, load_from_disk cannot read the folder back.
         hf.save_to_disk(str(out), num_shards=1)
+        (out / "data").mkdir()
+        hf.to_parquet(str(out / "data" / "train-00000-of-00001.parquet"))  # "Creating parquet" bars too
     finally:
         if bars:
             datasets.enable_progress_bars()
-    (out / "data").mkdir()
-    hf.to_parquet(str(out / "data" / "train-00000-of-00001.parquet"))
     (out / "README.md").write_text(CARD_HEADER + card)
     return hf
