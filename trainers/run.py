@@ -83,7 +83,8 @@ def train(config: TrainConfig, store: Store) -> TrainOutcome:
         finished_at=dt.datetime.now(dt.timezone.utc))
     _append(store, record)
     # A checkpoint already at max_steps (its row lost, say) is reported again, untrained: done before.
-    return TrainOutcome(record, already_done=0 < record.resumed_from_step >= record.steps)
+    resumed_at_the_end = record.resumed_from_step > 0 and record.resumed_from_step >= record.steps
+    return TrainOutcome(record, already_done=resumed_at_the_end)
 
 
 def _append(store: Store, record: TrainingRunRecord) -> None:
