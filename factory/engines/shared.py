@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,6 +27,7 @@ from factory.errors import FactoryError
 from factory.models import LOADING
 
 ENGINE_RESTARTS = 3  # restarts of a dead engine actor before its stage fails with the reason
+UNAVAILABLE_WAIT_S = 600.0  # how long a call waits for an engine actor Ray is restarting (a lost node)
 VLLM_ACTOR_CALLS = 256  # concurrent calls a vLLM engine actor takes; vLLM's scheduler queues the rest
 
 
@@ -75,10 +77,21 @@ class RemoteEngine(Engine):
         self.__init__(state["name"], state["_handles"])
 
     def _call(self, method: str, *args: Any) -> Any:
+        """A call on the next replica. A call in flight when its actor's node is lost fails with
+        ActorUnavailableError while Ray restarts the actor (max_task_retries covers only a dead
+        actor): it is sent again, to the next replica, until UNAVAILABLE_WAIT_S have passed."""
         import ray
 
-        handle = self._handles[next(self._next)]
-        return ray.get(getattr(handle, method).remote(*args))
+        deadline, pause = time.monotonic() + UNAVAILABLE_WAIT_S, 1.0
+        while True:
+            handle = self._handles[next(self._next)]
+            try:
+                return ray.get(getattr(handle, method).remote(*args))
+            except ray.exceptions.ActorUnavailableError:
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 10.0)
 
     def generate(self, conversations: list[Prompt], sampling: SamplingParams) -> list[Generation]:
         return self._call("generate", conversations, sampling)
