@@ -7,29 +7,27 @@ stage's fingerprint and parent id), so a re-run does only what is missing.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from factory.columns import missing_columns
-from factory.config import CountInput, DatasetInput, Pipeline, PlannedStage, SeedInput
+from factory.config import CountInput, Pipeline, PlannedStage, SeedInput
 from factory.engines.metered import USAGE_KEY, Usage
 from factory.engines.shared import SharedEngines
 from factory.errors import ConfigError, StoreError
 from factory.models import BUNDLED, resolve_model
 from factory.placement import EXECUTORS, ensure_ray
+from factory.inputs import StageInput
 from factory.ray_logs import ray_log_path
-from factory.schedule import Scheduler, UpstreamFinished, plan, streams
+from factory.schedule import Scheduler, UpstreamFinished, plan
 from factory.seeds import SeedScan, read_seed_chunks, scan_seed_file
-from factory.store import Store, quote_identifier
+from factory.store import Store
 from factory.store.names import STAGE_RUNS_DATASET
 from schemas import RunRecord, rows_to_arrow
 
@@ -143,8 +141,8 @@ class PipelineRunner:
         # Each distinct model loads once for the whole run; released before any training step.
         with SharedEngines(self.executor, thread_safe=self.streaming) as engines, self.progress:
             if self.streaming:
-                self.scheduler = Scheduler(plan(self.pipeline), lambda stage, finished: self.run_stage(
-                    stage, engines, finished))
+                self.scheduler = Scheduler(plan(self.pipeline), lambda step, finished: self.run_stage(
+                    step.stage, engines, finished, step.parent_fingerprints))
                 summaries = self.scheduler.run()
             elif self.share_engines:
                 summaries = [self.run_stage(stage, engines) for stage in self.pipeline.stages]
@@ -155,10 +153,8 @@ class PipelineRunner:
                         summaries.append(self.run_stage(stage, own))
         seeds = {self.pipeline.seed_dataset(self.pipeline.stages[index]) for index in self._seeds}
         self.compact({stage.output for stage in self.pipeline.stages} | seeds | {STAGE_RUNS_DATASET})
-        for step in self.pipeline.config.train:
-            # Imported by name on use: factory never imports the trainers package at load (DESIGN §2).
-            run_train_step = importlib.import_module("trainers.pipeline").run_train_step
-            run_train_step(step.kind, self.pipeline.train_config_path(step), self.store, step.where, self.console)
+        for run_training in self.pipeline.training:  # checked when the pipeline loaded (plug-in, DESIGN §2)
+            run_training(self.store, self.console)
         return summaries
 
     def load_seeds(self) -> None:
@@ -174,73 +170,46 @@ class PipelineRunner:
                 new += missing.num_rows
             self.console.print(f"seeds {scan.path.name} -> {dataset}: {scan.rows} rows, {new} new")
 
-    def input_chunks(self, stage: PlannedStage) -> Iterator[pa.Table]:
-        """The stage's input rows, prepared and limited. A row-wise stage (whose `prepare_input` keeps
-        rows as they are) reading a seed file gets it a chunk at a time, never the whole file; any
-        other input comes as one table."""
-        source = stage.spec.input
-        if isinstance(source, SeedInput) and streams(stage):
-            yield from read_seed_chunks(self._seeds[stage.index])  # --limit is applied as it reads
-            return
-        yield self.input_rows(stage)
-
-    def input_rows(self, stage: PlannedStage) -> pa.Table:
-        source = stage.spec.input
-        if isinstance(source, SeedInput):  # a stage that regroups its rows needs all of them at once
-            table = pa.concat_tables(read_seed_chunks(self._seeds[stage.index]))
-        elif isinstance(source, CountInput):
-            table = pa.table({"id": [str(i) for i in range(source.count)], "index": list(range(source.count))})
-        else:
-            assert isinstance(source, DatasetInput)
-            where = f" WHERE {source.where}" if source.where else ""  # the pipeline author's own SQL
-            order = "created_at, id" if "created_at" in self.store.columns(source.dataset) else "id"
-            try:
-                table = self.store.arrow(f"SELECT * FROM {quote_identifier(source.dataset)}{where} ORDER BY {order}")
-            except StoreError as exc:
-                raise ConfigError(f"{stage.path}.input.where: {exc}") from None
-        table = stage.stage_class.prepare_input(stage.config, table, self.store)
-        return table.slice(0, self.limit) if self.limit is not None else table
-
     def run_stage(self, stage: PlannedStage, engines: SharedEngines,
-                  upstream_finished: UpstreamFinished = lambda: True) -> StageSummary:
+                  upstream_finished: UpstreamFinished = lambda: True,
+                  parent_fingerprints: list[str] | None = None) -> StageSummary:
         """Process what is missing of the stage's input, in rounds while its upstream still commits
         rows (streaming), until the upstream has finished and a last round found nothing left."""
         started = dt.datetime.now(dt.timezone.utc)
         clock = time.perf_counter()
         summary = StageSummary(stage.name, stage.output, 0, 0)
         versions: dict[str, int | None] | None = None
-        attempted: set[str] = set()  # inputs this run already did: a row that failed is not redone in a loop
+        source = StageInput(stage, self.pipeline, self.store, self._seeds.get(stage.index), self.limit,
+                            parent_fingerprints)
         # Concurrent runs of one stage take turns; each computes what is missing once it holds the lock.
         with self.store.lock(f"{stage.output}-{stage.fingerprint}"):
             status, message = "completed", None
             try:
                 while True:
                     last_round = upstream_finished()  # read before the input: then the input is complete
-                    if not self._input_exists(stage):  # its upstream has committed nothing yet
+                    if not source.exists():  # its upstream has committed nothing yet
                         if last_round or self._stopping():
                             break
                         time.sleep(POLL_SECONDS)
                         continue
-                    versions = versions or self._input_versions(stage)
-                    summary.input_rows = todo_rows = 0
-                    for inputs in self.input_chunks(stage):  # one table, or a seed file chunk by chunk
-                        todo = self._todo(stage, inputs, attempted)
-                        summary.input_rows += inputs.num_rows
-                        todo_rows += todo.num_rows
+                    versions = versions or source.versions()
+                    found = 0
+                    for inputs in source.rounds(last_round):  # new work items: one table, or seed chunks
+                        todo = self._todo(stage, inputs)
+                        found += todo.num_rows
                         if todo.num_rows:
-                            if not last_round:  # only a later round looks (chunks of one round never overlap)
-                                attempted.update(todo.column("id").to_pylist())
                             self._map(stage, todo, summary, engines)
                         if self._stopping():
                             break
                     if last_round or self._stopping():
                         break
-                    if not todo_rows:
+                    if not found:
                         time.sleep(POLL_SECONDS)
             except BaseException as exc:
                 status, message = "failed", f"{type(exc).__name__}: {exc}"
                 raise
             finally:
+                summary.input_rows = source.offered
                 summary.skipped_rows = summary.input_rows - summary.processed_inputs
                 summary.seconds = time.perf_counter() - clock
                 versions = versions or {}
@@ -249,33 +218,17 @@ class PipelineRunner:
         self._print(summary)
         return summary
 
-    def _todo(self, stage: PlannedStage, inputs: pa.Table, attempted: set[str]) -> pa.Table:
+    def _todo(self, stage: PlannedStage, inputs: pa.Table) -> pa.Table:
         # --retry-errors: error rows count as missing; their retries replace them commit by commit,
         # so a crash part-way leaves each row either retried or still its old error, never gone.
         condition = "fingerprint = ? AND error IS NULL" if self._retrying(stage) else "fingerprint = ?"
-        todo = self.store.without_done(stage.output, inputs, where=condition, params=[stage.fingerprint])
-        if attempted and todo.num_rows:
-            todo = todo.filter(pc.invert(pc.is_in(todo.column("id"), pa.array(list(attempted), pa.string()))))
-        return todo
-
-    def _input_exists(self, stage: PlannedStage) -> bool:
-        source = stage.spec.input
-        return not isinstance(source, DatasetInput) or self.store.has(source.dataset)
+        return self.store.without_done(stage.output, inputs, where=condition, params=[stage.fingerprint])
 
     def _retrying(self, stage: PlannedStage) -> bool:
         return self.retry_errors and "error" in self.store.columns(stage.output)
 
     def _stopping(self) -> bool:
         return self.scheduler is not None and self.scheduler.stop.is_set()
-
-    def _input_versions(self, stage: PlannedStage) -> dict[str, int | None]:
-        source = stage.spec.input
-        if isinstance(source, DatasetInput):
-            return {source.dataset: self.store.version(source.dataset)}
-        if isinstance(source, SeedInput):
-            dataset = self.pipeline.seed_dataset(stage)
-            return {dataset: self.store.version(dataset)}
-        return {}
 
     def _map(self, stage: PlannedStage, todo: pa.Table, summary: StageSummary, engines: SharedEngines) -> None:
         retry = self._retrying(stage)

@@ -14,13 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from factory.config import DatasetInput, Pipeline, PlannedStage, SeedInput
-from factory.stage import Stage
 
 UpstreamFinished = Callable[[], bool]
-
-
-def streams(stage: PlannedStage) -> bool:
-    return stage.stage_class.prepare_input.__func__ is Stage.prepare_input.__func__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -28,21 +23,30 @@ class StagePlan:
     stage: PlannedStage
     waits_for: list[int] = field(default_factory=list)     # stages that finish before this one starts
     streams_from: list[int] = field(default_factory=list)  # stages whose rows it consumes as they commit
+    # For a stage taking whole groups while its upstream runs: that upstream's fingerprint.
+    parent_fingerprints: list[str] | None = None
 
 
 def plan(pipeline: Pipeline) -> list[StagePlan]:
     plans = []
     for stage in pipeline.stages:
         earlier = pipeline.stages[: stage.index]
-        if not streams(stage):
-            plans.append(StagePlan(stage, waits_for=[s.index for s in earlier]))
-            continue
+        unit = stage.stage_class.stream_unit(stage.config)
         source = stage.spec.input
-        producers = []
-        if isinstance(source, DatasetInput):
-            producers = [s.index for s in earlier if s.output == source.dataset or (
-                isinstance(s.spec.input, SeedInput) and pipeline.seed_dataset(s) == source.dataset)]
-        plans.append(StagePlan(stage, streams_from=producers))
+        writers = [s for s in earlier if isinstance(source, DatasetInput) and s.output == source.dataset]
+        seeders = [s for s in earlier if isinstance(source, DatasetInput) and isinstance(s.spec.input, SeedInput)
+                   and pipeline.seed_dataset(s) == source.dataset]
+        if stage.stage_class.side_inputs(stage.config):  # data sets earlier stages may still be writing
+            plans.append(StagePlan(stage, waits_for=[s.index for s in earlier]))
+        elif unit == "row":
+            plans.append(StagePlan(stage, streams_from=[s.index for s in writers + seeders]))
+        elif unit == "parent" and len(writers) == 1 and not seeders:
+            plans.append(StagePlan(stage, streams_from=[writers[0].index],
+                                   parent_fingerprints=[writers[0].fingerprint]))
+        elif unit == "parent" and not writers and not seeders:  # its input is in the store already
+            plans.append(StagePlan(stage))
+        else:
+            plans.append(StagePlan(stage, waits_for=[s.index for s in earlier]))
     return plans
 
 
@@ -50,7 +54,7 @@ class Scheduler:
     """Runs every stage in a thread of the driver, as `plan` says; the first failure stops the rest
     at their next batch and is raised once all threads have ended."""
 
-    def __init__(self, plans: list[StagePlan], work: Callable[[PlannedStage, UpstreamFinished], object]):
+    def __init__(self, plans: list[StagePlan], work: Callable[[StagePlan, UpstreamFinished], object]):
         self.plans = plans
         self.work = work
         self.stop = threading.Event()
@@ -83,8 +87,7 @@ class Scheduler:
             if self.stop.is_set():
                 return
             sources = [self._finished[i] for i in stage_plan.streams_from]
-            self._results[stage_plan.stage.index] = self.work(stage_plan.stage,
-                                                             lambda: all(e.is_set() for e in sources))
+            self._results[stage_plan.stage.index] = self.work(stage_plan, lambda: all(e.is_set() for e in sources))
         except BaseException as exc:  # noqa: BLE001 - re-raised by run() in the driver's thread
             self._errors.append(exc)
             self.stop.set()

@@ -5,16 +5,28 @@ from __future__ import annotations
 import datetime as dt
 import traceback
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from factory.engines import Engine
 from factory.ids import row_id
-from factory.store import Store
 from schemas import BaseRow, rows_to_arrow
+
+# The other data sets a stage's `prepare_input` reads (its `side_inputs`), each read whole by the
+# runner; a data set not in the store is absent. Stages never get the store itself: the runner alone
+# decides what is read and when, which is what lets it stream (DESIGN.md §3).
+SideInputs = Mapping[str, pa.Table]
+
+# What a streaming run may hand a stage while its upstream still commits (factory.schedule):
+#   "row"    - any committed input rows (each input row is its own work item, or expands to items alone);
+#   "parent" - only whole groups of rows sharing a `parent_id` (all outputs of one upstream input,
+#              which the upstream commits together), so grouping stages work while the upstream runs;
+#   None     - nothing until every earlier stage has finished (groups that span upstream inputs).
+StreamUnit = Literal["row", "parent"] | None
 
 
 class StageConfig(BaseModel):
@@ -58,14 +70,26 @@ class Stage(ABC):
         return ["id"]
 
     @classmethod
-    def prepare_input(cls, config: Any, rows: pa.Table, store: Store) -> pa.Table:
+    def side_inputs(cls, config: Any) -> list[str]:
+        """Data sets besides the input that `prepare_input` reads (handed to it whole, by name)."""
+        return []
+
+    @classmethod
+    def prepare_input(cls, config: Any, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:
         """Turn the selected input rows into this stage's work items, in the driver, before resume.
 
         The default keeps them as they are. Stages override it to group rows (all N responses of a
-        prompt in one item), to draw work items (k skills per example), or to read another data set
-        from `store`. Every returned row needs a deterministic `id`.
+        prompt in one item), to draw work items (k skills per example), or to read the data sets
+        they name in `side_inputs`. Every returned row needs a deterministic `id`.
         """
         return rows
+
+    @classmethod
+    def stream_unit(cls, config: Any) -> StreamUnit:
+        """How this stage may consume its upstream's rows while it runs (see `StreamUnit`). A stage
+        that keeps the default `prepare_input` streams row by row; one that overrides it says what
+        its items need, else it waits for every earlier stage."""
+        return "row" if cls.prepare_input.__func__ is Stage.prepare_input.__func__ else None  # type: ignore[attr-defined]
 
     @classmethod
     def writes(cls) -> list[str]:

@@ -17,8 +17,7 @@ from pydantic import Field
 
 from annotators.grouping import group_rows, require_input_columns
 from factory.ids import stable_hash
-from factory.stage import Stage, StageConfig
-from factory.store import Store
+from factory.stage import SideInputs, Stage, StageConfig, StreamUnit
 from schemas.cdr import PreferenceRow
 
 
@@ -59,7 +58,11 @@ class CDRPairsStage(Stage):
         return ["id", "parent_id", "fingerprint", "response_id", "prompt", "response", "reward", "domain"]
 
     @classmethod
-    def prepare_input(cls, config: CDRPairsConfig, rows: pa.Table, store: Store) -> pa.Table:
+    def stream_unit(cls, config: CDRPairsConfig) -> StreamUnit:
+        return "parent"  # a CDR item's N rewards are committed together
+
+    @classmethod
+    def prepare_input(cls, config: CDRPairsConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:
         require_input_columns(rows, cls.reads(config), "cdr_pairs")
         # The group key (and so the work item id, the preference's parent_id) is one per (run, prompt).
         keys = [stable_hash("cdr-group", fingerprint, parent) if parent is not None else None

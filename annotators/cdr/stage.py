@@ -20,8 +20,7 @@ from annotators.cdr.customise import Customisation, Domain, Exemplar, Layout, bu
 from annotators.cdr.router import RouterConfig, route
 from annotators.grouping import group_rows, require_input_columns
 from factory.ids import row_id
-from factory.stage import Stage, StageConfig
-from factory.store import Store
+from factory.stage import SideInputs, Stage, StageConfig, StreamUnit
 from schemas.cdr import RewardRow
 
 
@@ -65,7 +64,12 @@ class CDRStage(Stage):
         return ["id", config.group_by, config.prompt_column, config.response_column]
 
     @classmethod
-    def prepare_input(cls, config: CDRConfig, rows: pa.Table, store: Store) -> pa.Table:
+    def stream_unit(cls, config: CDRConfig) -> StreamUnit:
+        # Groups keyed by the upstream's parent_id are whole once committed (one upstream input each).
+        return "parent" if config.group_by == "parent_id" else None
+
+    @classmethod
+    def prepare_input(cls, config: CDRConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:
         require_input_columns(rows, cls.reads(config), "cdr")
         grouped = group_rows(rows, config.group_by, [config.prompt_column, config.response_column],
                              drop_null=config.response_column)

@@ -10,8 +10,7 @@ from pydantic import Field
 
 from annotators.grouping import group_rows, require_input_columns
 from annotators.helpsteer.aggregate import aggregate
-from factory.stage import Stage, StageConfig
-from factory.store import Store
+from factory.stage import SideInputs, Stage, StageConfig
 from schemas.ratings import ATTRIBUTES, AggregatedRatingRow
 
 
@@ -35,7 +34,7 @@ class HelpSteerAggregateStage(Stage):
         return ["id", "response_key", "response_id", "prompt", "response", "rater", *ATTRIBUTES]
 
     @classmethod
-    def prepare_input(cls, config: AggregateConfig, rows: pa.Table, store: Store) -> pa.Table:
+    def prepare_input(cls, config: AggregateConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:
         require_input_columns(rows, cls.reads(config), "helpsteer_aggregate")
         grouped = group_rows(rows, "response_key", ["response_id", "prompt", "response", "rater", *ATTRIBUTES])
         keep = [len(raters) >= config.min_raters for raters in grouped.column("rater").to_pylist()]

@@ -16,8 +16,7 @@ import pyarrow as pa
 
 from annotators.helpsteer.stage import response_key
 from factory.errors import FactoryError
-from factory.stage import Stage, StageConfig
-from factory.store import Store
+from factory.stage import SideInputs, Stage, StageConfig
 from schemas.ratings import ATTRIBUTES, HelpSteerPreferenceRow, RatingRow
 
 
@@ -55,7 +54,7 @@ class ImportRatingsStage(Stage):
         return ["id", "prompt", "response", "rater"]
 
     @classmethod
-    def prepare_input(cls, config: StageConfig, rows: pa.Table, store: Store) -> pa.Table:
+    def prepare_input(cls, config: StageConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:
         for row in rows.to_pylist():
             for field in ("prompt", "response", "rater"):
                 _text(row, field)
@@ -106,7 +105,7 @@ class ImportPreferencesStage(Stage):
         return ["id", "prompt", "response_1", "response_2", "preference_strength", "rater"]
 
     @classmethod
-    def prepare_input(cls, config: StageConfig, rows: pa.Table, store: Store) -> pa.Table:
+    def prepare_input(cls, config: StageConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:
         for row in rows.to_pylist():
             for field in ("prompt", "response_1", "response_2", "rater"):
                 _text(row, field)

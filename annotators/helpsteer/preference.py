@@ -19,8 +19,7 @@ from pydantic import Field
 
 from annotators.grouping import pair_rows, require_input_columns
 from factory.engines import Conversation, SamplingParams
-from factory.stage import Stage, StageConfig
-from factory.store import Store
+from factory.stage import SideInputs, Stage, StageConfig, StreamUnit
 from schemas.ratings import HelpSteerPreferenceRow
 
 STRENGTHS = [-3, -2, -1, 0, 1, 2, 3]
@@ -85,7 +84,12 @@ class HelpSteerPreferenceStage(Stage):
         return ["id", config.group_by, "prompt", "response"]
 
     @classmethod
-    def prepare_input(cls, config: PreferenceConfig, rows: pa.Table, store: Store) -> pa.Table:
+    def stream_unit(cls, config: PreferenceConfig) -> StreamUnit:
+        # Groups keyed by the upstream's parent_id are whole once committed (one upstream input each).
+        return "parent" if config.group_by == "parent_id" else None
+
+    @classmethod
+    def prepare_input(cls, config: PreferenceConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:
         require_input_columns(rows, cls.reads(config), "helpsteer_preference")
         return pair_rows(rows, config.group_by, config.max_pairs_per_prompt)
 

@@ -20,8 +20,7 @@ from annotators.grouping import require_input_columns
 from annotators.helpsteer.aggregate import aggregate_preferences
 from factory.errors import FactoryError
 from factory.ids import stable_hash
-from factory.stage import Stage, StageConfig
-from factory.store import Store
+from factory.stage import SideInputs, Stage, StageConfig
 from schemas.ratings import AggregatedPreferenceRow
 
 REQUIRED = ["id", "prompt", "response_1", "response_2", "preference_strength", "rater"]
@@ -92,7 +91,7 @@ class HelpSteerPreferenceAggregateStage(Stage):
         return list(REQUIRED)
 
     @classmethod
-    def prepare_input(cls, config: PreferenceAggregateConfig, rows: pa.Table, store: Store) -> pa.Table:
+    def prepare_input(cls, config: PreferenceAggregateConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:
         require_input_columns(rows, REQUIRED, "helpsteer_preference_aggregate")
         grouped = group_pairs(rows)
         keep = [len(raters) >= config.min_raters for raters in grouped.column("rater").to_pylist()]

@@ -22,8 +22,7 @@ from annotators.judges.prompts import CRITERIA, debate_prompt
 from factory.engines import SamplingParams
 from factory.errors import FactoryError
 from factory.ids import stable_hash
-from factory.stage import Stage, StageContext
-from factory.store import Store
+from factory.stage import SideInputs, Stage, StageContext, StreamUnit
 from schemas.judging import JudgmentRow
 
 Role = Literal["model", "model_2", "model_3", "model_4"]
@@ -76,7 +75,12 @@ class DebateStage(Stage):
         return ["id", config.group_by, config.prompt_column, config.response_column]
 
     @classmethod
-    def prepare_input(cls, config: DebateConfig, rows: pa.Table, store: Store) -> pa.Table:
+    def stream_unit(cls, config: DebateConfig) -> StreamUnit:
+        # Groups keyed by the upstream's parent_id are whole once committed (one upstream input each).
+        return "parent" if config.group_by == "parent_id" else None
+
+    @classmethod
+    def prepare_input(cls, config: DebateConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:
         return build_items(config, rows, "pairwise", "debate")
 
     def _row(self, row: dict[str, Any], **values: Any) -> JudgmentRow:

@@ -15,8 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from annotators.judges.core import PairMode, judge_pairs, rank_candidates, score_single
 from annotators.judges.items import CandidateConfig, build_items
 from annotators.judges.prompts import CRITERIA
-from factory.stage import Stage
-from factory.store import Store
+from factory.stage import SideInputs, Stage, StreamUnit
 from schemas.judging import JudgmentRow
 
 Strategy = Literal["single", "pairwise", "ranking"]
@@ -63,7 +62,15 @@ class JudgeStage(Stage):
         return ["id", config.group_by, config.prompt_column, config.response_column]
 
     @classmethod
-    def prepare_input(cls, config: JudgeConfig, rows: pa.Table, store: Store) -> pa.Table:
+    def stream_unit(cls, config: JudgeConfig) -> StreamUnit:
+        # One item per row when judging singly; else groups keyed by the upstream's parent_id are
+        # whole once committed (one upstream input each).
+        if config.strategy == "single":
+            return "row"
+        return "parent" if config.group_by == "parent_id" else None
+
+    @classmethod
+    def prepare_input(cls, config: JudgeConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:
         return build_items(config, rows, config.strategy, "judge")
 
     def evaluator(self, variant: JudgeVariant) -> str:

@@ -20,8 +20,7 @@ from annotators.judges.items import CandidateConfig, build_items
 from annotators.judges.judge import item_fields, model_label
 from annotators.judges.prompts import CRITERIA
 from factory.errors import FactoryError
-from factory.stage import Stage, StageContext
-from factory.store import Store
+from factory.stage import SideInputs, Stage, StageContext, StreamUnit
 from schemas.judging import JudgmentRow
 
 JURY_ROLES = ("model", "model_2", "model_3", "model_4")
@@ -76,7 +75,13 @@ class JuryStage(Stage):
         return ["id", config.group_by, config.prompt_column, config.response_column]
 
     @classmethod
-    def prepare_input(cls, config: JuryConfig, rows: pa.Table, store: Store) -> pa.Table:
+    def stream_unit(cls, config: JuryConfig) -> StreamUnit:
+        if config.strategy == "single":
+            return "row"
+        return "parent" if config.group_by == "parent_id" else None
+
+    @classmethod
+    def prepare_input(cls, config: JuryConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:
         return build_items(config, rows, config.strategy, "jury")
 
     def _row(self, row: dict[str, Any], **values: Any) -> JudgmentRow:

@@ -18,8 +18,7 @@ from pydantic import Field, field_validator
 from annotators.grouping import require_input_columns
 from annotators.winrates import GamedSet, GLMSettings, difficulties, oriented, pair_outcomes, win_rate
 from factory.ids import stable_hash
-from factory.stage import Stage, StageConfig
-from factory.store import Store
+from factory.stage import SideInputs, Stage, StageConfig
 from schemas.judging import WinRateRow
 
 ITEM_SCHEMA = pa.schema([("id", pa.string()), ("evaluator", pa.string()), ("configuration_a", pa.string()),
@@ -69,7 +68,7 @@ class WinRatesStage(Stage):
         return ["id", "evaluator", "strategy", "configurations", "candidates", "verdict"]
 
     @classmethod
-    def prepare_input(cls, config: WinRatesConfig, rows: pa.Table, store: Store) -> pa.Table:
+    def prepare_input(cls, config: WinRatesConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:
         require_input_columns(rows, cls.reads(config), "win_rates")
         frame = pl.from_arrow(rows)
         assert isinstance(frame, pl.DataFrame)

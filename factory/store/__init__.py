@@ -380,6 +380,20 @@ class Store:
                 views.append(view)
         return self._execute(views, query, params, broken=broken)
 
+    def arrow_new_files(self, dataset: str, query: str, seen_files: Sequence[str],
+                        params: Sequence[Any] | None = None) -> tuple[pa.Table, list[str]]:
+        """`query` (over `dataset` alone) on the rows of its data files not in `seen_files`, and the
+        files of the version read: a reader polling a growing data set reads each commit once. A
+        compaction rewrites files, so their rows come again; callers de-duplicate by id."""
+        check_read_only(query)
+        handle = self._reader(dataset)
+        if handle is None:
+            raise StoreError(f"data set {dataset!r} does not exist")
+        files = handle.file_uris()
+        seen = set(seen_files)
+        view = View(dataset, [f for f in files if f not in seen], table_schema(handle), self.uri(dataset))
+        return self._execute([view], query, params), files
+
     def without_done(self, dataset: str, table: pa.Table, key: str = "id", against: str = "parent_id",
                      where: str | None = None, params: Sequence[Any] | None = None) -> pa.Table:
         """Rows of `table` whose `key` is not among the stored `against` values: resume by anti-join.

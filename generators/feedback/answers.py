@@ -17,8 +17,7 @@ from pydantic import Field
 
 from annotators.grouping import require_input_columns
 from factory.errors import FactoryError
-from factory.stage import Stage, StageConfig
-from factory.store import Store
+from factory.stage import SideInputs, Stage, StageConfig, StreamUnit
 from schemas import ResponseRow
 
 WHICH = ("round0", "final")
@@ -44,7 +43,11 @@ class FeedbackAnswersStage(Stage):
         return ["id", "parent_id", "configuration", "prompt", "round", "role", "text", "final"]
 
     @classmethod
-    def prepare_input(cls, config: FeedbackAnswersConfig, rows: pa.Table, store: Store) -> pa.Table:
+    def stream_unit(cls, config: FeedbackAnswersConfig) -> StreamUnit:
+        return "parent"  # a loop's turns for one prompt are committed together
+
+    @classmethod
+    def prepare_input(cls, config: FeedbackAnswersConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:
         """One work item per prompt (id = the prompt's id) holding its round-0 and final generator turns."""
         require_input_columns(rows, cls.reads(config), "feedback_answers")
         frame = pl.from_arrow(rows)

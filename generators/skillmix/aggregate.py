@@ -26,8 +26,7 @@ from pydantic import Field, field_validator
 
 from factory.errors import ConfigError
 from factory.ids import stable_hash
-from factory.stage import Stage, StageConfig
-from factory.store import Store
+from factory.stage import SideInputs, Stage, StageConfig
 from generators.skillmix.diversity import embed, near_duplicate_groups
 from generators.skillmix.lists import parse_entry, read_list_file
 from generators.skillmix.parsing import clean_display_name, normalise_skill, query_type_key
@@ -147,7 +146,7 @@ class _AggregateStage(Stage):
         return [g for g in ordered if g.frequency >= config.min_frequency or g.sources & set(USER_SOURCES)]
 
     @classmethod
-    def prepare_input(cls, config: AggregateConfig, rows: pa.Table, store: Store) -> pa.Table:
+    def prepare_input(cls, config: AggregateConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:
         groups = cls.merge(config, cls.mentions(config, rows))
         if not groups:
             raise ConfigError(f"no {cls.kind.replace('_', ' ')} found: the input has no parsed mentions of kind "

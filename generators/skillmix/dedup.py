@@ -14,8 +14,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import Field
 
-from factory.stage import Stage, StageConfig
-from factory.store import Store
+from factory.stage import SideInputs, Stage, StageConfig
 from generators.skillmix.diversity import embed, near_duplicate_groups
 from schemas.common import BaseRow
 from schemas.skillmix import InstructionRow
@@ -41,7 +40,7 @@ class DedupStage(Stage):
         return ["id", config.column]
 
     @classmethod
-    def prepare_input(cls, config: DedupConfig, rows: pa.Table, store: Store) -> pa.Table:
+    def prepare_input(cls, config: DedupConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:
         if "error" in rows.column_names:
             rows = rows.filter(rows.column("error").is_null())
         rows = rows.filter(rows.column(config.column).is_valid())

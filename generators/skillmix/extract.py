@@ -18,8 +18,7 @@ from pydantic import Field, field_validator
 
 from factory.engines import SamplingParams
 from factory.ids import stable_hash
-from factory.stage import Stage, StageConfig
-from factory.store import Store
+from factory.stage import SideInputs, Stage, StageConfig, StreamUnit
 from generators.skillmix.parsing import query_type_items, skill_items
 from generators.skillmix.templates import TemplateSet, load_templates
 from schemas.skillmix import SkillMentionRow
@@ -75,7 +74,11 @@ class ExtractStage(Stage):
         return ["id"] + ([config.topic_column] if config.topic_column else [])
 
     @classmethod
-    def prepare_input(cls, config: ExtractConfig, rows: pa.Table, store: Store) -> pa.Table:
+    def stream_unit(cls, config: ExtractConfig) -> StreamUnit:
+        return "row"  # each input row expands to its own items
+
+    @classmethod
+    def prepare_input(cls, config: ExtractConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:
         """Direct mode with `topics`: one work item per (input row, topic), with its own id."""
         if config.mode != "direct" or not config.topics:
             return rows

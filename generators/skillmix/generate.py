@@ -18,8 +18,8 @@ from pydantic import Field, field_validator
 from factory.engines import SamplingParams
 from factory.errors import ConfigError, StoreError
 from factory.ids import stable_hash
-from factory.stage import Stage, StageConfig
-from factory.store import Store, check_dataset_name, quote_identifier
+from factory.stage import SideInputs, Stage, StageConfig
+from factory.store import check_dataset_name
 from generators.skillmix.conversation import TEMPLATE_NAMES, ConversationRunner, Dialogue
 from generators.skillmix.parsing import Parsed, parse_example, strip_quotes
 from generators.skillmix.sampling import QueryType, draw_examples
@@ -97,30 +97,34 @@ class SkillMixGenerateStage(Stage):
     # ---- work items (driver) -------------------------------------------------------------------
 
     @classmethod
-    def query_types(cls, config: SkillMixConfig, store: Store) -> list[QueryType]:
+    def side_inputs(cls, config: SkillMixConfig) -> list[str]:
+        return [config.query_types_dataset]
+
+    @classmethod
+    def query_types(cls, config: SkillMixConfig, side_inputs: SideInputs) -> list[QueryType]:
         dataset = config.query_types_dataset
-        if not store.has(dataset):
+        table = side_inputs.get(dataset)
+        if table is None:
             raise ConfigError(f"config.query_types_dataset: data set {dataset!r} is not in the store; "
                               "run a `skillmix.query_types` stage before this one")
-        columns = store.columns(dataset)
-        if "name" not in columns:
+        if "name" not in table.column_names:
             raise ConfigError(f"config.query_types_dataset: data set {dataset!r} has no 'name' column")
-        definition = "definition" if "definition" in columns else "NULL"
-        where = " WHERE error IS NULL" if "error" in columns else ""
-        rows = store.arrow(f"SELECT name, {definition} AS definition FROM {quote_identifier(dataset)}{where} "
-                           "ORDER BY name").to_pylist()
+        if "error" in table.column_names:
+            table = table.filter(table.column("error").is_null())
+        names = table.column("name").to_pylist()
+        definitions = table.column("definition").to_pylist() if "definition" in table.column_names else [None] * len(names)
         types: dict[str, QueryType] = {}
-        for row in rows:
-            if row["name"] and row["name"] not in types:  # re-runs with other configs may repeat a name
-                types[row["name"]] = QueryType(row["name"], row["definition"])
+        for name, definition in sorted(zip(names, definitions, strict=True), key=lambda pair: pair[0] or ""):
+            if name and name not in types:  # re-runs with other configs may repeat a name
+                types[name] = QueryType(name, definition)
         return list(types.values())
 
     @classmethod
-    def prepare_input(cls, config: SkillMixConfig, rows: pa.Table, store: Store) -> pa.Table:
+    def prepare_input(cls, config: SkillMixConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:
         if "error" in rows.column_names:
             rows = rows.filter(rows.column("error").is_null())
         skills = sorted({name for name in rows.column(config.skill_column).to_pylist() if name})
-        types = cls.query_types(config, store)
+        types = cls.query_types(config, side_inputs)
         try:
             draws = draw_examples(skills, types, config.num_examples, config.k, config.seed,
                                   config.balance_query_types, config.shirker_fraction)

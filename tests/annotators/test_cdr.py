@@ -232,7 +232,7 @@ def test_pairs_group_by_cdr_run_and_prompt():
                          "domain": None})
     table = pa.Table.from_pylist(rows)
     cls, stage = pairs_stage()
-    items = cls.prepare_input(stage.config, table, None).to_pylist()
+    items = cls.prepare_input(stage.config, table, {}).to_pylist()
     assert len(items) == 2 and all(len(item["reward"]) == 3 for item in items)
     records = stage.process(items)
     assert [(r.chosen, r.rejected) for r in records] == [("x", "y"), ("x", "y")]

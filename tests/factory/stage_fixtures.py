@@ -28,11 +28,46 @@ class GroupStage(Stage):
         return ["id", "index"]
 
     @classmethod
-    def prepare_input(cls, config: GroupConfig, rows: pa.Table, store) -> pa.Table:
+    def prepare_input(cls, config: GroupConfig, rows: pa.Table, side_inputs) -> pa.Table:
         members: dict[str, list[str]] = {}
         for row in rows.to_pylist():
             members.setdefault(f"g{row['index'] % config.groups}", []).append(row["id"])
         return pa.table({"id": list(members), "members": list(members.values())})
+
+    def process(self, rows: list[dict[str, Any]]) -> list[CountRow]:
+        return [CountRow(**self.lineage(row["id"]), members=row["members"]) for row in rows]
+
+    def failed_row(self, row: dict[str, Any], message: str) -> CountRow:
+        return CountRow(**self.lineage(row["id"]), members=[], error=message)
+
+
+class ParentGroupConfig(StageConfig):
+    pass
+
+
+class ParentGroupStage(Stage):
+    """One work item per parent: the ids of all its rows (all N samples of a prompt), taken while
+    the upstream still runs (`stream_unit` "parent")."""
+
+    Config = ParentGroupConfig
+    Record = CountRow
+    default_output = "parents"
+
+    @classmethod
+    def reads(cls, config: ParentGroupConfig) -> list[str]:
+        return ["id", "parent_id"]
+
+    @classmethod
+    def stream_unit(cls, config: ParentGroupConfig) -> str:
+        return "parent"
+
+    @classmethod
+    def prepare_input(cls, config: ParentGroupConfig, rows: pa.Table, side_inputs) -> pa.Table:
+        members: dict[str, list[str]] = {}
+        for row in rows.to_pylist():
+            members.setdefault(row["parent_id"], []).append(row["id"])
+        return pa.table({"id": list(members), "members": [sorted(m) for m in members.values()]},
+                        schema=pa.schema([("id", pa.string()), ("members", pa.list_(pa.string()))]))
 
     def process(self, rows: list[dict[str, Any]]) -> list[CountRow]:
         return [CountRow(**self.lineage(row["id"]), members=row["members"]) for row in rows]

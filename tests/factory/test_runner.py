@@ -2,6 +2,7 @@ import pytest
 
 from factory import seeds
 from factory.config import load_pipeline
+from factory.inputs import StageInput
 from factory.runner import PipelineRunner
 from factory.store import Store
 from tests.helpers import generate_pipeline, prompts, write_pipeline
@@ -122,7 +123,8 @@ def test_seeds_load_and_reach_the_stage_chunk_by_chunk(tmp_path, tiny_model_dir,
     runner = PipelineRunner(load_pipeline(path), store)
     runner.check()
     (stage,) = runner.pipeline.stages
-    assert [chunk.num_rows for chunk in runner.input_chunks(stage)] == [2, 2, 1]  # never the whole file
+    source = StageInput(stage, runner.pipeline, store, runner._seeds[stage.index], None)
+    assert [chunk.num_rows for chunk in source.rounds(True)] == [2, 2, 1]  # never the whole file
     (summary,) = runner.run()
     assert (summary.rows, summary.input_rows, summary.skipped_rows) == (5, 5, 0)
     assert count(store, SEEDS) == (5, 5)

@@ -1,5 +1,6 @@
 """Streaming runs: stages run at once, a row-wise stage consumes its upstream's commits as they
-land, grouping stages wait; a kill at any point resumes to exact counts."""
+land, a stage taking one upstream input's outputs as a group takes each group once committed,
+other grouping stages wait; a kill at any point resumes to exact counts."""
 
 from __future__ import annotations
 
@@ -19,24 +20,57 @@ from factory.store import Store
 from tests.helpers import generate_pipeline, prompts, write_pipeline
 
 
+PARENTS = {"stage": "tests.factory.stage_fixtures:ParentGroupStage", "name": "parents", "input": {"dataset": "responses"}}
+
+
 def chain(model_dir: str, executor: str = "local", count: int = 12) -> dict:
-    """generate -> generate over the first stage's responses -> a grouping stage over them."""
+    """generate -> generate over the first stage's responses -> a grouping stage over them, and a
+    stage grouping the responses by prompt."""
     raw = generate_pipeline(model_dir, executor=executor, n=1, batch_size=1, max_new_tokens=12)
     raw["stages"][0]["config"]["temperature"] = 0.0
     second = dict(raw["stages"][0], name="again", output="again", input={"dataset": "responses"})
     second["config"] = dict(second["config"], prompt_column="response")
     grouped = {"stage": "tests.factory.stage_fixtures:GroupStage", "name": "groups", "input": {"count": 3},
                "config": {"groups": 3}}
-    raw["stages"] += [second, grouped]
+    raw["stages"] += [second, grouped, PARENTS]
     return raw
 
 
 def test_the_plan_streams_row_wise_stages_and_holds_grouping_ones(tmp_path, tiny_model_dir):
     path = write_pipeline(tmp_path, chain(str(tiny_model_dir)), prompts(2))
-    first, second, grouped = plan(load_pipeline(path))
+    first, second, grouped, parents = plan(load_pipeline(path))
     assert (first.waits_for, first.streams_from) == ([], [])
     assert (second.waits_for, second.streams_from) == ([], [0])  # streams behind stage 0
     assert grouped.waits_for == [0, 1] and grouped.streams_from == []
+    assert (parents.waits_for, parents.streams_from) == ([], [0])  # whole groups behind stage 0
+    assert parents.parent_fingerprints == [first.stage.fingerprint]
+
+
+def test_a_group_stage_waits_when_two_stages_write_its_input(tmp_path, tiny_model_dir):
+    raw = chain(str(tiny_model_dir))
+    other = dict(raw["stages"][0], name="other", config=dict(raw["stages"][0]["config"], seed=2))
+    raw["stages"] = [raw["stages"][0], other, PARENTS]  # both write `responses`: a prompt's group spans two
+    path = write_pipeline(tmp_path, raw, prompts(2))
+    *_, parents = plan(load_pipeline(path))
+    assert parents.waits_for == [0, 1] and parents.streams_from == [] and parents.parent_fingerprints is None
+
+
+def test_whole_groups_stream_behind_their_upstream(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.setattr(runner_module, "POLL_SECONDS", 0.02)
+    raw = generate_pipeline(str(tiny_model_dir), n=3, batch_size=1, max_new_tokens=12)
+    raw["stages"].append(PARENTS)
+    path = write_pipeline(tmp_path, raw, prompts(16))
+    streamed, sequential = Store(tmp_path / "streamed"), Store(tmp_path / "sequential")
+    summaries = PipelineRunner(load_pipeline(path), streamed).run()
+    PipelineRunner(load_pipeline(path), sequential, streaming=False).run()
+    assert [(s.rows, s.input_rows) for s in summaries] == [(48, 16), (16, 16)]
+    query = "SELECT parent_id, members FROM parents ORDER BY parent_id"
+    assert streamed.sql(query).equals(sequential.sql(query))
+    assert all(len(members) == 3 for members in streamed.sql(query)["members"].to_list())  # never a part-group
+    last_response = streamed.sql("SELECT max(created_at) AS t FROM responses")["t"][0]
+    first_group = streamed.sql("SELECT min(created_at) AS t FROM parents")["t"][0]
+    assert first_group < last_response, "the group stage did not start before its upstream finished"
+    assert PipelineRunner(load_pipeline(path), streamed).run()[1].rows == 0  # a re-run does nothing
 
 
 def test_stages_overlap_and_give_what_the_sequential_mode_gives(tmp_path, tiny_model_dir, monkeypatch):
@@ -45,7 +79,7 @@ def test_stages_overlap_and_give_what_the_sequential_mode_gives(tmp_path, tiny_m
     streamed, sequential = Store(tmp_path / "streamed"), Store(tmp_path / "sequential")
     summaries = PipelineRunner(load_pipeline(path), streamed).run()
     PipelineRunner(load_pipeline(path), sequential, streaming=False).run()
-    assert [s.rows for s in summaries] == [24, 24, 3]
+    assert [s.rows for s in summaries] == [24, 24, 3, 24]
     query = "SELECT id, parent_id, response FROM again ORDER BY id"
     assert streamed.sql(query).equals(sequential.sql(query))
     first_done = streamed.sql("SELECT max(created_at) AS t FROM responses")["t"][0]
@@ -78,5 +112,5 @@ def test_a_streaming_run_killed_at_any_point_resumes_exactly(tmp_path, tiny_mode
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     store = Store(store_dir)
-    for dataset, rows in (("responses", 12), ("again", 12), ("groups", 3)):
+    for dataset, rows in (("responses", 12), ("again", 12), ("groups", 3), ("parents", 12)):
         assert store.sql(f"SELECT count(*) AS n, count(DISTINCT id) AS u FROM {dataset}").row(0) == (rows, rows)

@@ -87,7 +87,7 @@ def test_answers_pick_round0_and_final():
     turns = run_loop([{"id": "p0", "prompt": "hard question"}, {"id": "p1", "prompt": "easy question"}], rounds=2)
     table = pa.Table.from_pylist([t.model_dump() for t in turns])
     config = FeedbackAnswersConfig(configuration="duo")
-    items = FeedbackAnswersStage.prepare_input(config, table, store=None)
+    items = FeedbackAnswersStage.prepare_input(config, table, {})
     assert items.column("id").to_pylist() == ["p0", "p1"]
     stage = FeedbackAnswersStage(StageContext("answers", config, "run", "fp2", {}))
     rows = stage.process(items.to_pylist())
@@ -96,7 +96,7 @@ def test_answers_pick_round0_and_final():
         ("p1", "feedback:duo:round0", 0), ("p1", "feedback:duo:final", 1)]
     assert rows[0].response == "answer to hard question" and rows[1].response.startswith("revised")
     with pytest.raises(Exception, match="no turns of configuration 'other'"):
-        FeedbackAnswersStage.prepare_input(FeedbackAnswersConfig(configuration="other"), table, store=None)
+        FeedbackAnswersStage.prepare_input(FeedbackAnswersConfig(configuration="other"), table, {})
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,12 @@ def test_exact_and_near_duplicates_merge_with_frequencies():
     rows = mentions((["data_analysis", "cooking", "public_speaking"], [None, None, None]),
                     (["data_analysis", "data_analytics", "baking"], [None, None, "bread"]),
                     (["data_analysis", "cooking"], [None, None]))
-    table = SkillsStage.prepare_input(AggregateConfig(merge_threshold=0.7), rows, store=None)
+    table = SkillsStage.prepare_input(AggregateConfig(merge_threshold=0.7), rows, {})
     merged = {r["name"]: r for r in table.to_pylist()}
     assert merged["data_analysis"]["frequency"] == 4 and merged["data_analysis"]["aliases"] == ["data_analytics"]
     assert merged["cooking"]["frequency"] == 2 and merged["public_speaking"]["frequency"] == 1
     assert "data_analytics" not in merged and merged["data_analysis"]["sources"] == ["direct"]
-    exact = SkillsStage.prepare_input(AggregateConfig(merge_threshold=None), rows, store=None)
+    exact = SkillsStage.prepare_input(AggregateConfig(merge_threshold=None), rows, {})
     assert exact.num_rows == 5
 
 
@@ -37,7 +37,7 @@ def test_user_files_and_entries_join_the_list(tmp_path):
     listing.write_text("- tax_law\n- name: first_aid\n  definition: helping the injured\n")
     config = AggregateConfig(files=[text, listing], entries=["poetry"], merge_threshold=None, min_frequency=2)
     rows = mentions((["data_analysis", "knitting"], [None, None]))
-    merged = {r["name"]: r for r in SkillsStage.prepare_input(config, rows, store=None).to_pylist()}
+    merged = {r["name"]: r for r in SkillsStage.prepare_input(config, rows, {}).to_pylist()}
     # knitting (1 model mention < min_frequency) is dropped; user entries are always kept
     assert sorted(merged) == ["data_analysis", "first_aid", "negotiation", "poetry", "tax_law"]
     assert merged["data_analysis"]["sources"] == ["direct", "file"] and merged["data_analysis"]["frequency"] == 2
@@ -49,7 +49,7 @@ def test_files_only_with_a_count_input(tmp_path):
     path = tmp_path / "types.yaml"
     path.write_text("Information-Seeking: wants facts\nHelp-Seeking: wants help\n")
     table = QueryTypesStage.prepare_input(AggregateConfig(files=[path], merge_threshold=None),
-                                          pa.table({"id": ["0"], "index": [0]}), store=None)
+                                          pa.table({"id": ["0"], "index": [0]}), {})
     stage = QueryTypesStage(StageContext("query_types", AggregateConfig(), "run-1", "fp", {}))
     rows = stage(table).to_pylist()
     assert [(r["name"], r["definition"], r["sources"]) for r in rows] == [
@@ -62,7 +62,7 @@ def test_query_types_keep_the_most_common_spelling_and_other_kinds_are_ignored()
                  (["Help-Seeking"], [None]), kind="query_types"),
         mentions((["cooking"], [None]), kind="skills"),
     ])
-    table = QueryTypesStage.prepare_input(AggregateConfig(merge_threshold=None), rows, store=None)
+    table = QueryTypesStage.prepare_input(AggregateConfig(merge_threshold=None), rows, {})
     merged = {r["name"]: r for r in table.to_pylist()}
     assert sorted(merged) == ["Help-Seeking", "Planning"]
     assert merged["Help-Seeking"]["frequency"] == 3 and merged["Help-Seeking"]["aliases"] == ["help seeking"]
@@ -74,16 +74,16 @@ def test_errors_name_the_problem(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("- [unclosed\n")
     with pytest.raises(ConfigError, match=r"bad.yaml:\d+:\d+: malformed YAML"):
-        SkillsStage.prepare_input(AggregateConfig(files=[bad]), pa.table({"id": ["0"]}), store=None)
+        SkillsStage.prepare_input(AggregateConfig(files=[bad]), pa.table({"id": ["0"]}), {})
     with pytest.raises(ConfigError, match="no skills found"):
-        SkillsStage.prepare_input(AggregateConfig(), pa.table({"id": ["0"], "index": [0]}), store=None)
+        SkillsStage.prepare_input(AggregateConfig(), pa.table({"id": ["0"], "index": [0]}), {})
     with pytest.raises(ConfigError, match="stage input has no 'names' column"):
-        SkillsStage.prepare_input(AggregateConfig(), pa.table({"id": ["0"], "prompt": ["x"]}), store=None)
+        SkillsStage.prepare_input(AggregateConfig(), pa.table({"id": ["0"], "prompt": ["x"]}), {})
 
 
 def test_merge_threshold_is_off_by_default():
     # The reference uses the extracted lists as they are: no embedding merge unless asked for.
     assert AggregateConfig().merge_threshold is None
     rows = mentions((["data_analysis", "cooking"], [None, None]), (["data_analytics", "Data Analysis"], [None, None]))
-    names = sorted(SkillsStage.prepare_input(AggregateConfig(), rows, store=None).column("name").to_pylist())
+    names = sorted(SkillsStage.prepare_input(AggregateConfig(), rows, {}).column("name").to_pylist())
     assert names == ["cooking", "data_analysis", "data_analytics"]  # only identical spellings merge

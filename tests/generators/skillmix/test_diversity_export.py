@@ -31,7 +31,7 @@ def store_with_instructions(tmp_path):
     store.append("query_types", pa.table({"id": ["t1"], "name": ["Planning"], "definition": ["plans"]}))
     skills = pa.table({"id": ["a", "b", "c"], "name": ["baking", "budgeting", "poetry"]})
     config = SkillMixConfig(num_examples=4)
-    items = SkillMixGenerateStage.prepare_input(config, skills, store)
+    items = SkillMixGenerateStage.prepare_input(config, skills, {"query_types": store.arrow("SELECT * FROM query_types")})
     stage = SkillMixGenerateStage(StageContext("skillmix", config, "run-1", "fp", {"model": ScriptedEngine()}))
     store.append("instructions", stage(items))
     return store
@@ -57,12 +57,12 @@ def test_dedup_stage_drops_near_duplicate_instructions(store_with_instructions):
         "response": ["r1", "r2", "r3", None], "skills": [["a", "b"]] * 4,
         "error": [None, None, None, "broken"],
     })
-    kept = DedupStage.prepare_input(DedupConfig(threshold=0.9), rows, store_with_instructions)
+    kept = DedupStage.prepare_input(DedupConfig(threshold=0.9), rows, {})
     assert kept.column("id").to_pylist() == ["x1", "x3"]
     out = DedupStage(StageContext("dedup", DedupConfig(), "run-1", "fp", {}))(kept).to_pylist()
     assert [r["parent_id"] for r in out] == ["x1", "x3"] and out[0]["response"] == "r1"
     assert out[0]["skills"] == ["a", "b"] and out[0]["id"] not in ("x1", "x3")
-    only_errors = DedupStage.prepare_input(DedupConfig(), rows.slice(3), store_with_instructions)
+    only_errors = DedupStage.prepare_input(DedupConfig(), rows.slice(3), {})
     assert only_errors.num_rows == 0
 
 

@@ -25,7 +25,7 @@ def test_direct_skills_are_parsed_and_normalised():
 
 def test_direct_topics_make_one_work_item_per_row_and_topic():
     config = ExtractConfig(kind="query_types", topics=["cooking", "law"])
-    table = ExtractStage.prepare_input(config, COUNT, store=None)
+    table = ExtractStage.prepare_input(config, COUNT, {})
     assert table.num_rows == 4 and len(set(table.column("id").to_pylist())) == 4
     engine = ScriptedEngine()
     rows = stage(engine, kind="query_types", topics=["cooking", "law"])(table).to_pylist()

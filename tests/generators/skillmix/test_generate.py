@@ -26,7 +26,7 @@ def store(tmp_path):
 
 def items(store, **config):
     cfg = SkillMixConfig(**{"num_examples": 6, **config})
-    return cfg, SkillMixGenerateStage.prepare_input(cfg, SKILLS, store)
+    return cfg, SkillMixGenerateStage.prepare_input(cfg, SKILLS, {"query_types": store.arrow("SELECT * FROM query_types")})
 
 
 def run(engine, cfg, table):
@@ -168,7 +168,7 @@ def test_shirkers_get_the_poor_response_and_are_flagged(store, style, expected):
 
 def test_missing_query_types_or_too_few_skills_fail_clearly(tmp_path, store):
     with pytest.raises(ConfigError, match="data set 'query_types' is not in the store"):
-        SkillMixGenerateStage.prepare_input(SkillMixConfig(num_examples=2), SKILLS, Store(tmp_path / "empty"))
+        SkillMixGenerateStage.prepare_input(SkillMixConfig(num_examples=2), SKILLS, {})
     with pytest.raises(ConfigError, match="k=7 distinct skills per example, but only 6"):
         items(store, k=7)
 
