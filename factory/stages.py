@@ -9,7 +9,7 @@ from factory.stage import Stage
 
 # Short names for the stages that ship with the factory: "module:Class", imported on demand.
 STAGE_TABLE: dict[str, str] = {
-    "generate": "generators.generate:GenerateStage",
+    "generate": "generators.stages:GenerateStage",
     "skillmix.extract": "generators.skillmix.extract:ExtractStage",
     "skillmix.skills": "generators.skillmix.aggregate:SkillsStage",
     "skillmix.query_types": "generators.skillmix.aggregate:QueryTypesStage",
@@ -24,8 +24,8 @@ STAGE_TABLE: dict[str, str] = {
     "helpsteer_preference_aggregate": "annotators.helpsteer.preference_aggregate_stage:HelpSteerPreferenceAggregateStage",
     "import_ratings": "annotators.helpsteer.human:ImportRatingsStage",
     "import_preferences": "annotators.helpsteer.human:ImportPreferencesStage",
-    "feedback_loop": "generators.feedback.loop:FeedbackLoopStage",
-    "feedback_answers": "generators.feedback.answers:FeedbackAnswersStage",
+    "feedback_loop": "generators.feedback.stages:FeedbackLoopStage",
+    "feedback_answers": "generators.feedback.stages:FeedbackAnswersStage",
     "judge": "annotators.judges.judge:JudgeStage",
     "jury": "annotators.judges.jury:JuryStage",
     "debate": "annotators.judges.debate:DebateStage",

@@ -8,9 +8,9 @@ from factory.engines import Completion, Generation
 from factory.runner import PipelineRunner
 from factory.stage import StageContext
 from factory.store import Store
-from generators.feedback.answers import FeedbackAnswersConfig, FeedbackAnswersStage
-from generators.feedback.loop import FeedbackLoopConfig, FeedbackLoopStage
 from generators.feedback.prompts import parse_approval
+from generators.feedback.stages import (FeedbackAnswersConfig, FeedbackAnswersStage, FeedbackLoopConfig,
+                                        FeedbackLoopStage)
 from tests.helpers import FakeEngine, build_tiny_model, prompts, write_pipeline
 
 

@@ -1,7 +1,7 @@
 import pyarrow as pa
 
 from factory.stage import StageContext
-from generators.generate import GenerateConfig, GenerateStage
+from generators.stages import GenerateConfig, GenerateStage
 from tests.helpers import FakeEngine
 
 
