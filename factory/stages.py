@@ -10,11 +10,11 @@ from factory.stage import Stage
 # Short names for the stages that ship with the factory: "module:Class", imported on demand.
 STAGE_TABLE: dict[str, str] = {
     "generate": "generators.stages:GenerateStage",
-    "skillmix.extract": "generators.skillmix.extract:ExtractStage",
-    "skillmix.skills": "generators.skillmix.aggregate:SkillsStage",
-    "skillmix.query_types": "generators.skillmix.aggregate:QueryTypesStage",
-    "skillmix.generate": "generators.skillmix.generate:SkillMixGenerateStage",
-    "skillmix.dedup": "generators.skillmix.dedup:DedupStage",
+    "skillmix.extract": "generators.skillmix.stages.extract:ExtractStage",
+    "skillmix.skills": "generators.skillmix.stages.skills:SkillsStage",
+    "skillmix.query_types": "generators.skillmix.stages.query_types:QueryTypesStage",
+    "skillmix.generate": "generators.skillmix.stages.generate:SkillMixGenerateStage",
+    "skillmix.dedup": "generators.skillmix.stages.dedup:DedupStage",
     "cdr": "annotators.cdr.stage:CDRStage",
     "cdr_pairs": "annotators.cdr.pairs:CDRPairsStage",
     "llama_guard": "annotators.guard.stage:LlamaGuardStage",

@@ -1,4 +1,4 @@
-"""Stages `skillmix.skills` and `skillmix.query_types`: every mention -> one deduplicated list.
+"""What stages `skillmix.skills` and `skillmix.query_types` share: every mention -> one deduplicated list.
 
 Merging needs all mentions at once, so it happens in `prepare_input`, which the runner calls in the
 driver on every selected input row: names are normalised (exact duplicates counted), then
@@ -8,13 +8,13 @@ a re-run after more extraction adds the new entries and leaves existing ones alo
 
 Input: `{dataset: skillmix_mentions}` (what `skillmix.extract` wrote; rows of the other kind and
 error rows are ignored), and/or users' own lists (`files`, `entries`); with only the latter, use
-`input: {count: 1}`.
+`input: {count: 1}`. The two stages, each a subclass of `AggregateStage` with its own name
+normalisation: generators/skillmix/stages/skills.py and stages/query_types.py.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +29,6 @@ from factory.ids import stable_hash
 from factory.stage import SideInputs, Stage, StageConfig
 from generators.skillmix.diversity import embed, near_duplicate_groups
 from generators.skillmix.lists import parse_entry, read_list_file
-from generators.skillmix.parsing import clean_display_name, normalise_skill, query_type_key
-from schemas.skillmix import QueryTypeRow, SkillRow
 
 USER_SOURCES = ("file", "config")
 
@@ -82,7 +80,9 @@ class Group:
         return min(self.spellings.items(), key=lambda item: (-item[1], item[0]))[0]
 
 
-class _AggregateStage(Stage):
+class AggregateStage(Stage):
+    """The shared base: a subclass sets `Record`, `default_output`, `kind` and `normalise`."""
+
     Config = AggregateConfig
     model_roles = ()
     kind: ClassVar[str]
@@ -165,24 +165,3 @@ class _AggregateStage(Stage):
 
     def failed_row(self, row: dict[str, Any], message: str) -> Any:
         return self.Record(**self.lineage(row["id"]), name=str(row.get("name")), frequency=0, error=message)
-
-
-class SkillsStage(_AggregateStage):
-    Record = SkillRow
-    default_output = "skills"
-    kind = "skills"
-
-    @staticmethod
-    def normalise(name: str) -> tuple[str, str]:
-        key = normalise_skill(name)
-        return key, key
-
-
-class QueryTypesStage(_AggregateStage):
-    Record = QueryTypeRow
-    default_output = "query_types"
-    kind = "query_types"
-
-    @staticmethod
-    def normalise(name: str) -> tuple[str, str]:
-        return query_type_key(name), clean_display_name(name)

@@ -3,7 +3,9 @@ import pytest
 
 from factory.errors import ConfigError
 from factory.stage import StageContext
-from generators.skillmix.aggregate import AggregateConfig, QueryTypesStage, SkillsStage
+from generators.skillmix.aggregate import AggregateConfig
+from generators.skillmix.stages.query_types import QueryTypesStage
+from generators.skillmix.stages.skills import SkillsStage
 
 
 def mentions(*answers, kind="skills", mode="direct"):

@@ -2,7 +2,7 @@ import pyarrow as pa
 import pytest
 
 from factory.stage import StageContext
-from generators.skillmix.extract import ExtractConfig, ExtractStage
+from generators.skillmix.stages.extract import ExtractConfig, ExtractStage
 from tests.generators.skillmix.fakes import ScriptedEngine
 
 

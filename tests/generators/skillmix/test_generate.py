@@ -6,7 +6,7 @@ import pytest
 from factory.errors import ConfigError
 from factory.stage import StageContext
 from factory.store import Store
-from generators.skillmix.generate import SkillMixConfig, SkillMixGenerateStage
+from generators.skillmix.stages.generate import SkillMixConfig, SkillMixGenerateStage
 from tests.generators.skillmix.fakes import ScriptedEngine, well_behaved
 
 SKILLS = pa.table({"id": [f"s{i}" for i in range(6)], "name": [f"skill_{i}" for i in range(6)]})
