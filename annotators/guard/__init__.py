@@ -1,4 +1,5 @@
-"""Llama Guard safety labels: prompt rendering, output parsing, the `llama_guard` stage."""
+"""Llama Guard safety labels: the `llama_guard` stage (stages.py); prompt rendering (render.py), chat
+templates (template.py), output parsing (parse.py)."""
 
 from annotators.guard.parse import GuardOutputError, GuardVerdict, parse_guard_output
 from annotators.guard.render import render_guard_prompt, verdict_prefix, wrap_guard_prompt

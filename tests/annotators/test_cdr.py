@@ -212,7 +212,7 @@ def test_build_pair_never_pairs_identical_texts():
 
 
 def pairs_stage(rule: str = "argmin"):
-    from annotators.cdr.pairs import CDRPairsConfig, CDRPairsStage
+    from annotators.cdr.stages import CDRPairsConfig, CDRPairsStage
     from factory.stage import StageContext
 
     config = CDRPairsConfig(rule=rule)
@@ -250,7 +250,7 @@ class RecordingEngine(FakeEngine):
 
 
 def test_router_model_role_labels_the_prompts():
-    from annotators.cdr.stage import CDRConfig, CDRStage
+    from annotators.cdr.stages import CDRConfig, CDRStage
     from factory.stage import StageContext
 
     assert "router" in CDRStage.optional_model_roles

@@ -5,7 +5,7 @@ import torch
 import yaml
 
 from annotators.guard import GuardOutputError, parse_guard_output, render_guard_prompt
-from annotators.guard.stage import LlamaGuardConfig, LlamaGuardStage
+from annotators.guard.stages import LlamaGuardConfig, LlamaGuardStage
 from annotators.guard.template import template_categories
 from factory.config import load_pipeline
 from factory.engines import ModelSpec, load_engine
@@ -92,7 +92,7 @@ def test_parse_guard_output_errors(text, message):
 
 
 def test_p_unsafe_matches_first_token_probabilities(guard_model_dir):
-    from annotators.guard.stage import LlamaGuardStage
+    from annotators.guard.stages import LlamaGuardStage
     from factory.engines import ModelSpec, load_engine
     from factory.stage import StageContext
 

@@ -1,4 +1,6 @@
-"""Stage `cdr`: density-ratio rewards r(x, y) = sum log pi_strong(y_t) - sum log pi_weak(y_t).
+"""CDR's stages: `cdr` (density-ratio rewards) and `cdr_pairs` (on-policy preference pairs from them).
+
+Stage `cdr`: density-ratio rewards r(x, y) = sum log pi_strong(y_t) - sum log pi_weak(y_t).
 
 One actor holds both models (roles `strong` and `weak`), each its own Engine with its own tokenizer
 and chat template: the pair is small enough to share an actor, and scoring a prompt's N responses
@@ -7,21 +9,27 @@ prompt with all its responses (`prepare_input`), so each engine sees the N (conv
 pairs of a prompt in one `logprobs` call and can share the prompt's computation. An optional third
 role, `router`, labels the domains (the reference uses a separate model); without it the strong model
 does. Layouts and the reference they follow: annotators/cdr/customise.py.
+
+Stage `cdr_pairs`: one preference pair per prompt from its CDR rewards (the rule: annotators/cdr/pairs.py).
+Rewards are grouped per (cdr run fingerprint, prompt): a re-run of `cdr` with other criteria or
+models writes rewards on another scale, and one group must never mix the two.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import random
+from typing import Any, Literal
 
 import pyarrow as pa
 from pydantic import Field
 
 from annotators.cdr.customise import Customisation, Domain, Exemplar, Layout, build_conversation, template_tag
+from annotators.cdr.pairs import build_pair
 from annotators.cdr.router import RouterConfig, route
 from annotators.grouping import group_rows, require_input_columns
-from factory.ids import row_id
+from factory.ids import row_id, stable_hash
 from factory.stage import SideInputs, Stage, StageConfig, StreamUnit
-from schemas.cdr import RewardRow
+from schemas.cdr import PreferenceRow, RewardRow
 
 
 class CDRConfig(StageConfig):
@@ -120,3 +128,58 @@ class CDRStage(Stage):
         prompts = row.get("prompt") or [None]
         return RewardRow(**self.lineage(row["id"]), model=self.engines["strong"].name,
                          weak_model=self.engines["weak"].name, prompt=prompts[0], error=message)
+
+
+class CDRPairsConfig(StageConfig):
+    rule: Literal["random", "argmin"] = Field(default="random", description="How the rejected response is picked.")
+    seed: int = Field(default=0, description="Seed of the random pick, mixed with the prompt's id (reproducible).")
+
+
+class CDRPairsStage(Stage):
+    Config = CDRPairsConfig
+    Record = PreferenceRow
+    default_output = "preferences"
+
+    config: CDRPairsConfig
+
+    @classmethod
+    def reads(cls, config: CDRPairsConfig) -> list[str]:
+        return ["id", "parent_id", "fingerprint", "response_id", "prompt", "response", "reward", "domain"]
+
+    @classmethod
+    def stream_unit(cls, config: CDRPairsConfig) -> StreamUnit:
+        return "parent"  # a CDR item's N rewards are committed together
+
+    @classmethod
+    def prepare_input(cls, config: CDRPairsConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:
+        require_input_columns(rows, cls.reads(config), "cdr_pairs")
+        # The group key (and so the work item id, the preference's parent_id) is one per (run, prompt).
+        keys = [stable_hash("cdr-group", fingerprint, parent) if parent is not None else None
+                for fingerprint, parent in zip(rows.column("fingerprint").to_pylist(),
+                                               rows.column("parent_id").to_pylist(), strict=True)]
+        keyed = rows.append_column("group_key", pa.array(keys, pa.string()))
+        return group_rows(keyed, "group_key", ["response_id", "prompt", "response", "reward", "domain"],
+                          drop_null="reward")
+
+    def process(self, rows: list[dict[str, Any]]) -> list[PreferenceRow]:
+        records = []
+        for row in rows:
+            rng = random.Random(stable_hash(self.config.seed, row["id"]))
+            pair = build_pair(row["reward"], self.config.rule, rng, row["response"])
+            if pair is None:
+                continue
+            chosen, rejected = pair
+            records.append(PreferenceRow(
+                **self.lineage(row["id"]),
+                prompt=row["prompt"][chosen], chosen=row["response"][chosen], rejected=row["response"][rejected],
+                chosen_id=row["response_id"][chosen], rejected_id=row["response_id"][rejected],
+                chosen_reward=row["reward"][chosen], rejected_reward=row["reward"][rejected],
+                margin=row["reward"][chosen] - row["reward"][rejected], domain=row["domain"][chosen],
+                candidates=len(row["reward"]), rule=self.config.rule,
+            ))
+        return records
+
+    def failed_row(self, row: dict[str, Any], message: str) -> PreferenceRow:
+        return PreferenceRow(**self.lineage(row["id"]), prompt=(row.get("prompt") or [""])[0], chosen="", rejected="",
+                             chosen_id="", rejected_id="", chosen_reward=0.0, rejected_reward=0.0, margin=0.0,
+                             candidates=len(row.get("reward") or []), rule=self.config.rule, error=message)
