@@ -30,19 +30,22 @@ class StageActor:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # batches already use every thread
         # A metering wrapper per stage actor: usage is counted per stage even where engines are shared
         # (inside a shared in-process engine's lock, so waiting for another stage is not model time).
-        self.engines = {role: engine.around(MeteredEngine) if isinstance(engine, LockedEngine) else
-                        MeteredEngine(engine) for role, engine in engines.items()}
+        self.engines: dict[str, Engine] = {}
+        self.meters: list[MeteredEngine] = []
+        for role, engine in engines.items():
+            metered = engine.around(MeteredEngine) if isinstance(engine, LockedEngine) else MeteredEngine(engine)
+            self.engines[role] = metered
+            self.meters.append(metered.engine if isinstance(metered, LockedEngine) else metered)  # type: ignore[arg-type]
         context = StageContext(planned.name, planned.config, run_id, planned.fingerprint, dict(self.engines))
         self.stage: Stage = planned.stage_class(context)
 
-    def total_usage(self) -> Usage:
-        return sum((engine.usage for engine in self.engines.values()), Usage())
-
     def __call__(self, batch: pa.Table) -> pa.Table:
-        before = self.total_usage()
+        for meter in self.meters:  # counts are per thread, and a thread runs one batch at a time
+            meter.usage = Usage()
         output = self.stage(batch)
+        usage = sum((meter.usage for meter in self.meters), Usage())
         # The batch's engine usage rides to the driver in the schema metadata (the runner strips it).
-        return output.replace_schema_metadata({USAGE_KEY: (self.total_usage() - before).to_json()})
+        return output.replace_schema_metadata({USAGE_KEY: usage.to_json()})
 
 
 def batches(table: pa.Table, batch_size: int) -> list[pa.Table]:

@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 from rich.console import Console
@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from factory.columns import missing_columns
 from factory.config import CountInput, Pipeline, PlannedStage, SeedInput
-from factory.engines.metered import USAGE_KEY, Usage
+from factory.engines.metered import USAGE_KEY, Span, Usage, busy_seconds, merge_spans
 from factory.engines.shared import SharedEngines
 from factory.errors import ConfigError, StoreError
 from factory.models import BUNDLED, resolve_model
@@ -44,9 +44,14 @@ class StageSummary:
     error_rows: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    engine_seconds: float = 0.0
     seconds: float = 0.0
     processed_inputs: int = 0
+    busy: list[Span] = field(default_factory=list)  # the engine calls' spans, merged as they come
+
+    @property
+    def engine_seconds(self) -> float:
+        """Seconds in which at least one model call of the stage ran (calls in flight together count once)."""
+        return busy_seconds(self.busy)
 
     def add(self, batch: pa.Table) -> pa.Table:
         """Count a finished batch; returns it without the usage metadata the actor attached."""
@@ -58,7 +63,7 @@ class StageSummary:
             usage = Usage.from_json(raw)  # every engine call of the batch: turns, retries, scoring
             self.prompt_tokens += usage.prompt_tokens
             self.completion_tokens += usage.completion_tokens
-            self.engine_seconds += usage.seconds
+            self.busy = merge_spans(self.busy + usage.spans)
         return batch.replace_schema_metadata(None)
 
 
