@@ -1,7 +1,9 @@
 """HelpSteer2 aggregation of several raters of one item: keep the most agreeing raters, average
 their scores, flag the item when even those disagree strongly (HelpSteer2 drops such items).
 `aggregate` does it for the five attribute ratings of a response, `aggregate_preferences` for the
-preference strengths (-3..3) of a pair of responses (HelpSteer2-Preference)."""
+preference strengths (-3..3) of a pair of responses (HelpSteer2-Preference). Raters' rows of one item
+meet on a key: `response_key` (prompt, response) for ratings, `pair_key` (prompt, response_1,
+response_2, in that order) for preferences, whose rows `group_pairs` gathers into one work item per pair."""
 
 from __future__ import annotations
 
@@ -9,8 +11,12 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
+import pyarrow as pa
 
 from annotators.helpsteer.preference import round_strength
+from factory.errors import FactoryError
+from factory.ids import stable_hash
 from schemas.ratings import ATTRIBUTES
 
 
@@ -79,3 +85,55 @@ def aggregate_preferences(strengths: list[int], keep: int = 3, max_spread: float
     mean = sum(values) / len(values)
     spread = max(values) - min(values)
     return PreferenceAggregate(round_strength(mean), mean, kept, spread, spread > max_spread)
+
+
+def response_key(prompt: str, response: str) -> str:
+    return stable_hash("response", prompt, response)
+
+
+PAIR_COLUMNS = ["id", "prompt", "response_1", "response_2", "preference_strength", "rater"]
+PAIR_OPTIONAL = ["response_1_id", "response_2_id", "justification"]
+
+
+def pair_key(prompt: str, response_1: str, response_2: str) -> str:
+    return stable_hash("preference-pair", prompt, response_1, response_2)
+
+
+def _check_strengths(frame: pl.DataFrame) -> None:
+    """A strength off the -3..3 scale stops the run before anything is written, naming the row."""
+    bad = frame.filter(~pl.col("preference_strength").is_between(-3, 3))
+    if bad.height:
+        row = bad.row(0, named=True)
+        raise FactoryError(f"stage helpsteer_preference_aggregate: input row {row['id']!r}: field 'preference_strength': "
+                           f"{row['preference_strength']} is outside -3..3 ({bad.height} such row(s))")
+
+
+def group_pairs(rows: pa.Table) -> pa.Table:
+    """One work item per pair (`id` = pair key) with each rater's row id, rater, strength, justification
+    and response ids as lists in input order. Error rows and rows without a strength are left out."""
+    frame = pl.from_arrow(rows)
+    assert isinstance(frame, pl.DataFrame)
+    if "error" in frame.columns:
+        frame = frame.filter(pl.col("error").is_null())
+    frame = frame.filter(pl.col("preference_strength").is_not_null())
+    if not frame.schema["preference_strength"].is_integer():
+        raise FactoryError("stage helpsteer_preference_aggregate: column 'preference_strength' must be an integer, "
+                           f"not {frame.schema['preference_strength']}")
+    _check_strengths(frame)
+    frame = frame.with_columns(*(pl.lit(None, pl.String).alias(c) for c in PAIR_OPTIONAL if c not in frame.columns))
+    keys = [pair_key(p, a, b) for p, a, b in zip(frame["prompt"], frame["response_1"], frame["response_2"], strict=True)]
+    frame = frame.with_columns(pl.Series("pair_key", keys, pl.String),
+                               pl.col("preference_strength").cast(pl.Int64), pl.col("rater").cast(pl.String))
+    grouped = frame.group_by("pair_key", maintain_order=True).agg(
+        pl.col("id").alias("member_ids"), pl.col("prompt").first(), pl.col("response_1").first(),
+        pl.col("response_2").first(), pl.col("rater"), pl.col("preference_strength"), pl.col("justification"),
+        pl.col("response_1_id").drop_nulls().first(), pl.col("response_2_id").drop_nulls().first(),
+    ).rename({"pair_key": "id"})
+    return grouped.to_arrow()
+
+
+def representative(strengths: list[int], justifications: list[str | None], kept: list[int], strength: int) -> str | None:
+    """The justification of the first kept rater whose strength is nearest the aggregate (the data
+    card's top-level statement is one of its three most similar preferences; which one it does not say)."""
+    written = [i for i in kept if justifications[i] and justifications[i].strip()]
+    return justifications[min(written, key=lambda i: (abs(strengths[i] - strength), i))] if written else None

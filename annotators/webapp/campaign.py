@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from annotators.helpsteer.aggregate_stage import AggregateConfig
+from annotators.helpsteer.stages import AggregateConfig
 from factory.config import format_location
 from factory.errors import ConfigError
 from factory.ids import stable_hash

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from annotators.grouping import pair_rows, require_input_columns
-from annotators.helpsteer.stage import response_key
+from annotators.helpsteer.aggregate import response_key
 from annotators.webapp.campaign import Campaign
 from factory.errors import ConfigError, FactoryError
 from factory.seeds import read_seed_file
