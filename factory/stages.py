@@ -26,10 +26,10 @@ STAGE_TABLE: dict[str, str] = {
     "import_preferences": "annotators.helpsteer.stages:ImportPreferencesStage",
     "feedback_loop": "generators.feedback.stages:FeedbackLoopStage",
     "feedback_answers": "generators.feedback.stages:FeedbackAnswersStage",
-    "judge": "annotators.judges.judge:JudgeStage",
-    "jury": "annotators.judges.jury:JuryStage",
-    "debate": "annotators.judges.debate:DebateStage",
-    "win_rates": "annotators.judges.winrate_stage:WinRatesStage",
+    "judge": "annotators.judges.stages.judge:JudgeStage",
+    "jury": "annotators.judges.stages.jury:JuryStage",
+    "debate": "annotators.judges.stages.debate:DebateStage",
+    "win_rates": "annotators.judges.stages.win_rates:WinRatesStage",
 }
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
@@ -124,3 +125,11 @@ def rank_candidates(engine: Engine, system: str | None, items: list[tuple[str, l
         except VerdictParseError as exc:
             out.append((None, text, f"VerdictParseError: {exc}"))
     return out
+
+
+def majority(verdicts: list[str]) -> str:
+    """'A' or 'B' when it has strictly more votes than any other verdict; otherwise 'tie'."""
+    counts = Counter(verdicts).most_common()
+    if not counts or (len(counts) > 1 and counts[0][1] == counts[1][1]):
+        return "tie"
+    return counts[0][0]

@@ -9,7 +9,7 @@ configuration is an SQL expression over its row (default `template`: 'generate/v
 from __future__ import annotations
 
 import itertools
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
@@ -20,6 +20,8 @@ from factory.errors import FactoryError, StoreError
 from factory.ids import stable_hash
 from factory.stage import StageConfig
 from factory.store import query_tables
+
+JURY_ROLES = ("model", "model_2", "model_3", "model_4")  # the model roles of jurors and debate agents
 
 ITEM_SCHEMA = pa.schema([("id", pa.string()), ("group_id", pa.string()), ("prompt", pa.string()),
                          ("candidate_ids", pa.list_(pa.string())), ("candidates", pa.list_(pa.string())),
@@ -103,3 +105,14 @@ def build_items(config: CandidateConfig, rows: pa.Table, strategy: Literal["sing
         for a, b in pairs:
             items.append(_item(stable_hash("pair", a["id"], b["id"]), group, prompt, [a, b], config))
     return pa.Table.from_pylist(items, schema=ITEM_SCHEMA)
+
+
+def model_label(name: str) -> str:
+    """A short model name for evaluator labels (the last part of a path or hub id)."""
+    return name.rstrip("/").rsplit("/", 1)[-1]
+
+
+def item_fields(row: dict[str, Any]) -> dict[str, Any]:
+    return {"group_id": row.get("group_id"), "prompt": str(row.get("prompt") or ""),
+            "candidate_ids": list(row.get("candidate_ids") or []), "candidates": list(row.get("candidates") or []),
+            "configurations": list(row.get("configurations") or [])}

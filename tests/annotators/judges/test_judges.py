@@ -5,12 +5,12 @@ import json
 import pyarrow as pa
 import pytest
 
-from annotators.judges.core import combine_orders, likert_expectation
-from annotators.judges.debate import DebateConfig, DebateStage
+from annotators.judges.core import combine_orders, likert_expectation, majority
 from annotators.judges.items import build_items
-from annotators.judges.judge import JudgeConfig, JudgeStage
-from annotators.judges.jury import JuryConfig, JuryStage, majority
 from annotators.judges.prompts import VerdictParseError, parse_ranking, parse_verdict
+from annotators.judges.stages.debate import DebateConfig, DebateStage
+from annotators.judges.stages.judge import JudgeConfig, JudgeStage
+from annotators.judges.stages.jury import JuryConfig, JuryStage
 from factory.errors import FactoryError
 from factory.stage import StageContext
 from tests.annotators.judges.fakes import ScriptedJudge

@@ -4,7 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from annotators.winrates import GamedSet, GLMSettings, difficulties, length_feature, oriented, pair_outcomes, win_rate
+from annotators.judges.winrates import GamedSet, GLMSettings, difficulties, length_feature, oriented, pair_outcomes, win_rate
 
 
 def synthetic(n: int, verbose: bool, seed: int = 0):

@@ -15,9 +15,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from annotators.judges.core import PairMode, conversation, judge_pairs
-from annotators.judges.items import CandidateConfig, build_items
-from annotators.judges.jury import JURY_ROLES
-from annotators.judges.judge import item_fields
+from annotators.judges.items import JURY_ROLES, CandidateConfig, build_items, item_fields
 from annotators.judges.prompts import CRITERIA, debate_prompt
 from factory.engines import SamplingParams
 from factory.errors import FactoryError

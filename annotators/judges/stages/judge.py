@@ -13,7 +13,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from annotators.judges.core import PairMode, judge_pairs, rank_candidates, score_single
-from annotators.judges.items import CandidateConfig, build_items
+from annotators.judges.items import CandidateConfig, build_items, item_fields, model_label
 from annotators.judges.prompts import CRITERIA
 from factory.stage import SideInputs, Stage, StreamUnit
 from schemas.judging import JudgmentRow
@@ -36,17 +36,6 @@ class JudgeConfig(CandidateConfig):
                                          description="Prompt variants, each an evaluator configuration of its own.")
     tie_margin: float = Field(default=0.0, ge=0.0, lt=0.5, description="Probs mode: |P(A) - 0.5| at or below this is a tie.")
     max_new_tokens: int = Field(default=128, ge=1, description="Generate mode and ranking: tokens of the verdict text.")
-
-
-def model_label(name: str) -> str:
-    """A short model name for evaluator labels (the last part of a path or hub id)."""
-    return name.rstrip("/").rsplit("/", 1)[-1]
-
-
-def item_fields(row: dict[str, Any]) -> dict[str, Any]:
-    return {"group_id": row.get("group_id"), "prompt": str(row.get("prompt") or ""),
-            "candidate_ids": list(row.get("candidate_ids") or []), "candidates": list(row.get("candidates") or []),
-            "configurations": list(row.get("configurations") or [])}
 
 
 class JudgeStage(Stage):

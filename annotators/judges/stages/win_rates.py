@@ -1,5 +1,5 @@
 """Stage `win_rates`: raw and length-controlled win rates per evaluator and configuration pair, from
-`judgments` -> data set `win_rates` (statistics in annotators/winrates.py).
+`judgments` -> data set `win_rates` (statistics in annotators/judges/winrates.py).
 
 The driver turns the selected judgments into one work item per (evaluator, A, B) holding every
 judged outcome; the item's id hashes the judgments it was made from, so new judgments give a new
@@ -16,7 +16,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from annotators.grouping import require_input_columns
-from annotators.winrates import GamedSet, GLMSettings, difficulties, oriented, pair_outcomes, win_rate
+from annotators.judges.winrates import GamedSet, GLMSettings, difficulties, oriented, pair_outcomes, win_rate
 from factory.ids import stable_hash
 from factory.stage import SideInputs, Stage, StageConfig
 from schemas.judging import WinRateRow
@@ -25,7 +25,7 @@ ITEM_SCHEMA = pa.schema([("id", pa.string()), ("evaluator", pa.string()), ("conf
                          ("configuration_b", pa.string()), ("outcomes", pa.list_(pa.float64())),
                          ("len_a", pa.list_(pa.int64())), ("len_b", pa.list_(pa.int64())),
                          ("difficulty", pa.list_(pa.float64())),
-                         # Gamed-baseline sets, one list entry per set (see annotators/winrates.py).
+                         # Gamed-baseline sets, one list entry per set (see annotators/judges/winrates.py).
                          ("gamed_outcomes", pa.list_(pa.list_(pa.float64()))),
                          ("gamed_len_a", pa.list_(pa.list_(pa.int64()))), ("gamed_len_b", pa.list_(pa.list_(pa.int64()))),
                          ("gamed_difficulty", pa.list_(pa.list_(pa.float64())))])

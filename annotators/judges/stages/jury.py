@@ -9,22 +9,17 @@ to four different models runs in one actor, each model loaded once.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from typing import Any, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from annotators.judges.core import PairMode, judge_pairs, score_single
-from annotators.judges.items import CandidateConfig, build_items
-from annotators.judges.judge import item_fields, model_label
+from annotators.judges.core import PairMode, judge_pairs, majority, score_single
+from annotators.judges.items import JURY_ROLES, CandidateConfig, build_items, item_fields, model_label
 from annotators.judges.prompts import CRITERIA
 from factory.errors import FactoryError
 from factory.stage import SideInputs, Stage, StageContext, StreamUnit
 from schemas.judging import JudgmentRow
-
-JURY_ROLES = ("model", "model_2", "model_3", "model_4")
-
 
 class Juror(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -42,14 +37,6 @@ class JuryConfig(CandidateConfig):
     criteria: str = Field(default=CRITERIA, description="What 'better' means.")
     tie_margin: float = Field(default=0.0, ge=0.0, lt=0.5, description="Probs mode: |P(A) - 0.5| at or below this is a tie.")
     max_new_tokens: int = Field(default=128, ge=1, description="Generate mode: tokens of each verdict text.")
-
-
-def majority(verdicts: list[str]) -> str:
-    """'A' or 'B' when it has strictly more votes than any other verdict; otherwise 'tie'."""
-    counts = Counter(verdicts).most_common()
-    if not counts or (len(counts) > 1 and counts[0][1] == counts[1][1]):
-        return "tie"
-    return counts[0][0]
 
 
 class JuryStage(Stage):
