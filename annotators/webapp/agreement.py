@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from annotators.agreement import cohen_kappa
-from annotators.agreement import fleiss_kappa as items_by_raters_fleiss
+from annotators.offline.agreement import cohen_kappa
+from annotators.offline.agreement import fleiss_kappa as items_by_raters_fleiss
 
 Labels = Mapping[str, Mapping[str, int]]  # rater -> unit (item or response) -> label
 

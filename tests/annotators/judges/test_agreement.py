@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from annotators.agreement import (bootstrap_ci, canonical_pair_label, cohen_kappa, fleiss_kappa, kappa_with_ci,
-                                  pair_key)
-from annotators.calibrate import agreement_rows, human_labels, majority_labels, read_label_rows
+from annotators.offline.agreement import (bootstrap_ci, canonical_pair_label, cohen_kappa, fleiss_kappa, kappa_with_ci,
+                                          pair_key)
+from annotators.offline.calibrate import agreement_rows, human_labels, majority_labels, read_label_rows
 from factory.errors import FactoryError
 
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from annotators.agreement import (PAIR_LABELS, canonical_pair_label, cohen_kappa, fleiss_with_ci, kappa_with_ci, likert_label,
-                                  pair_key, percent_agreement, single_key)
+from annotators.offline.agreement import (PAIR_LABELS, canonical_pair_label, cohen_kappa, fleiss_with_ci, kappa_with_ci, likert_label,
+                                          pair_key, percent_agreement, single_key)
 from factory.errors import FactoryError
 from factory.ids import stable_hash
 from factory.store import Store, check_dataset_name, quote_identifier
