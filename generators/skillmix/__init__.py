@@ -9,6 +9,6 @@ Stages (stages/, one module per stage):
   (shirker ablation included)
 - `skillmix.dedup` (stages/dedup.py): drop near-duplicate instructions -> `instructions_dedup`
 Logic: parsing.py (model answers), sampling.py (draws), conversation.py (the five-turn dialogue),
-templates.py (+ templates/), lists.py (users' lists), diversity.py (embeddings, near-duplicates, and
-the report `python -m generators.skillmix.diversity`), export.py (the `alpaca` export format).
+templates.py (+ templates/), lists.py (users' lists), diversity.py (embeddings, near-duplicates, the
+diversity report's maths; its command: generators/offline/diversity.py), export.py (the `alpaca` export format).
 """
