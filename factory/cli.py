@@ -238,7 +238,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from annotators.calibrate import calibrate  # imported on use: factory never imports annotators at load
+    from annotators.offline.calibrate import calibrate  # imported on use: factory never imports annotators at load
 
     frame = calibrate(_store(args), args.human, human_where=args.human_where, judgments_where=args.where,
                       n_boot=args.bootstrap, confidence=args.confidence, seed=args.seed)
@@ -248,7 +248,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from annotators.report import write_report  # imported on use (matplotlib)
+    from annotators.offline.report import write_report  # imported on use (matplotlib)
 
     for path in write_report(_store(args), args.out):
         print(path)

@@ -84,7 +84,7 @@ def test_duplicate_stage_names(tmp_path):
 
 def test_dotted_path_stage(tmp_path):
     raw = generate_pipeline("org/m")
-    raw["stages"][0]["stage"] = "generators.generate:GenerateStage"
+    raw["stages"][0]["stage"] = "generators.stages:GenerateStage"
     assert parse(raw, tmp_path).stages[0].stage_class.__name__ == "GenerateStage"
     raw["stages"][0]["stage"] = "factory.store:Store"
     with pytest.raises(ConfigError, match="is not a Stage class"):

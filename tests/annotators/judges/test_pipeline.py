@@ -5,8 +5,8 @@ import json
 import datasets
 import pytest
 
-from annotators.calibrate import calibrate
-from annotators.report import write_report
+from annotators.offline.calibrate import calibrate
+from annotators.offline.report import write_report
 from factory.config import load_pipeline
 from factory.errors import ConfigError
 from factory.export import export_dataset

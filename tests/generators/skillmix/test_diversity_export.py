@@ -6,9 +6,10 @@ import pytest
 from factory.export import export_dataset
 from factory.stage import StageContext
 from factory.store import Store
-from generators.skillmix.dedup import DedupConfig, DedupStage
-from generators.skillmix.diversity import diversity_report, main, near_duplicate_groups
-from generators.skillmix.generate import SkillMixConfig, SkillMixGenerateStage
+from generators.skillmix.stages.dedup import DedupConfig, DedupStage
+from generators.offline.diversity import main
+from generators.skillmix.diversity import diversity_report, near_duplicate_groups
+from generators.skillmix.stages.generate import SkillMixConfig, SkillMixGenerateStage
 from tests.generators.skillmix.fakes import ScriptedEngine
 
 
