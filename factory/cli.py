@@ -1,4 +1,10 @@
-"""`factory` command line. User errors print one line on stderr and exit 2, with no traceback."""
+"""`factory` command line. User errors print one line on stderr and exit 2, with no traceback.
+
+This module is the console script's entry point and the one place in `factory/` that knows every
+package (DESIGN.md §2): it hands the rest of factory what it needs of the others as callables
+(export formats, the pipeline's training steps) and calls their commands (train, annotate,
+calibrate, report). Heavy packages are imported on use.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,54 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from annotators.exports import to_helpsteer2, to_helpsteer2_preference
+from annotators.judges.exports import to_judge_dpo
 from factory.errors import FactoryError
-from factory.export import FORMATS
+from factory.export import FORMATS, ExportFormat
 from factory.store import Store
 from factory.store.names import STAGE_RUNS_DATASET
+from generators.skillmix.export import to_alpaca
+
+if TYPE_CHECKING:
+    from factory.config import TrainingRun, TrainStep
 
 DEFAULT_STORE = "./factory-data"
+
+# Every `factory export --format`: factory's own (factory/formats.py) and those of the other packages.
+EXPORT_FORMATS: dict[str, ExportFormat] = {
+    "raw": FORMATS["raw"],
+    "sft": FORMATS["sft"],
+    "alpaca": ExportFormat(to_alpaca, ("instruction|prompt", "response"), "Alpaca `instruction` / `input` / `output`"),
+    "helpsteer2": ExportFormat(to_helpsteer2, ("prompt", "response", "helpfulness", "correctness", "coherence",
+                                               "complexity", "verbosity"), "HelpSteer2 attributes as ints 0-4"),
+    "helpsteer2-preference": ExportFormat(to_helpsteer2_preference, ("prompt", "response_1", "response_2",
+                                                                     "preference_strength"),
+                                          "HelpSteer2-Preference strengths"),
+    "rm": FORMATS["rm"],
+    "dpo": FORMATS["dpo"],
+    "judge-dpo": ExportFormat(to_judge_dpo, ("prompt", "candidates", "verdict"),
+                              "TRL preference pairs from decisive `judgments` (judge, jury, debate, ranking)"),
+}
+
+
+def plan_training(step: TrainStep, base_dir: Path, source: str) -> TrainingRun:
+    """The trainers' plug-in for a pipeline's `train:` steps (factory.config.PlanTraining)."""
+    from trainers.pipeline import plan_train_step  # imported on use (torch, transformers)
+
+    return plan_train_step(step, base_dir, source)
+
+
+def training_kinds() -> tuple[str, ...]:
+    from trainers.config import KINDS  # the config models only: no torch
+
+    return KINDS
 
 
 def _store(args: argparse.Namespace) -> Store:
@@ -87,7 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from factory.runner import PipelineRunner
 
     keep_native_stderr_in_log()  # this process is the user's terminal: Ray's C++ lines go to Ray's log file
-    pipeline = load_pipeline(args.pipeline)
+    pipeline = load_pipeline(args.pipeline, plan_training)
     summaries = PipelineRunner(pipeline, _store(args), limit=args.limit, executor=args.executor,
                                retry_errors=args.retry_errors, streaming=False if args.sequential else None).run()
     errors = sum(summary.error_rows for summary in summaries)
@@ -156,7 +199,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from factory.export import export_dataset
 
     result = export_dataset(_existing_store(args), args.dataset, args.out, where=args.where, fmt=args.format,
-                            overwrite=args.overwrite)
+                            overwrite=args.overwrite, formats=EXPORT_FORMATS)
     print(f"exported {result.rows} rows of {args.dataset} ({result.format}) to {result.path}")
     return 0
 
@@ -226,19 +269,19 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from trainers.cli import train_command  # imported on use: factory never imports trainers at load
+    from trainers.cli import train_command  # imported on use (torch)
 
     return train_command(args.kind, args.config, _store(args), where=args.where, max_steps=args.max_steps)
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
-    from annotators.webapp.cli import annotate_command  # imported on use, like trainers
+    from annotators.webapp.cli import annotate_command  # imported on use (the web app)
 
     return annotate_command(args, _store(args))
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from annotators.offline.calibrate import calibrate  # imported on use: factory never imports annotators at load
+    from annotators.offline.calibrate import calibrate  # imported on use
 
     frame = calibrate(_store(args), args.human, human_where=args.human_where, judgments_where=args.where,
                       n_boot=args.bootstrap, confidence=args.confidence, seed=args.seed)
@@ -330,8 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("dataset")
     export.add_argument("--out", required=True, help="output folder")
     export.add_argument("--where", help="SQL predicate selecting rows")
-    export.add_argument("--format", choices=sorted(FORMATS), default="raw",
-                        help="; ".join(f"{name}: {fmt.description}" for name, fmt in FORMATS.items()))
+    export.add_argument("--format", choices=sorted(EXPORT_FORMATS), default="raw",
+                        help="; ".join(f"{name}: {fmt.description}" for name, fmt in EXPORT_FORMATS.items()))
     export.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     export.add_argument("--store", help=store_help)
     export.set_defaults(handler=cmd_export)
@@ -341,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(handler=cmd_models)
 
     train = commands.add_parser("train", help="train SFT / reward / DPO / SimPO on store rows (docs/trainers.md)")
-    train.add_argument("kind", choices=("sft", "rm", "dpo", "simpo"))
+    train.add_argument("kind", choices=training_kinds())
     train.add_argument("--config", required=True, help="training YAML (model, data, training, ...)")
     train.add_argument("--where", help="extra SQL predicate on the training rows")
     train.add_argument("--max-steps", type=positive_int, help="override training.max_steps (a longer run resumes)")

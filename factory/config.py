@@ -5,8 +5,8 @@ Every error names the YAML path of the fault, e.g. `stages[1].config.n: ...`.
 
 from __future__ import annotations
 
-import importlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from factory.engines.spec import ModelSpec
 from factory.errors import ConfigError
-from factory.models import BUNDLED
 from factory.ids import stable_hash
+from factory.models import BUNDLED
 from factory.stage import Stage
 from factory.stages import resolve_stage
 from factory.store.names import DatasetName, dataset_name_problem
@@ -81,9 +81,17 @@ class TrainStep(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["sft", "rm", "dpo", "simpo"] = Field(description="What to train (docs/trainers.md).")
+    kind: str = Field(description="What to train: a kind of `factory train` (docs/trainers.md).")
     config: Path = Field(description="Training YAML, relative to the pipeline file.")
     where: str | None = Field(default=None, description="Extra SQL predicate on the training rows.")
+
+
+# A training step, run after the stages: `run(store, console)` -> `training_runs` rows written (0 or 1).
+TrainingRun = Callable[[Any, Any], int]
+# The trainers' plug-in, handed in by the CLI (factory never imports trainers, DESIGN.md §2): checks a
+# step (its kind, its training YAML relative to the pipeline's folder) while the pipeline loads, before
+# any stage runs, as (step, pipeline folder, "file: train[i]"); errors name `train[i].kind` or `.config`.
+PlanTraining = Callable[["TrainStep", Path, str], TrainingRun]
 
 
 class PipelineConfig(BaseModel):
@@ -125,9 +133,7 @@ class Pipeline:
     config: PipelineConfig
     base_dir: Path
     stages: list[PlannedStage]
-
-    def train_config_path(self, step: TrainStep) -> Path:
-        return step.config if step.config.is_absolute() else self.base_dir / step.config
+    training: list[TrainingRun]  # the `train:` steps, checked (run after the stages)
 
     def seed_dataset(self, stage: PlannedStage) -> str:
         return seed_dataset_name(stage.spec)
@@ -175,7 +181,9 @@ def _validation_message(exc: ValidationError, prefix: str = "") -> str:
     return "; ".join(problems)
 
 
-def parse_pipeline(raw: Any, base_dir: Path, source: str = "<pipeline>") -> Pipeline:
+def parse_pipeline(raw: Any, base_dir: Path, source: str = "<pipeline>",
+                   plan_training: PlanTraining | None = None) -> Pipeline:
+    """The checked pipeline; its `train:` steps need `plan_training` (trainers.pipeline.plan_train_step)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a pipeline is a YAML mapping with 'name', 'models' and 'stages'")
     try:
@@ -207,14 +215,12 @@ def parse_pipeline(raw: Any, base_dir: Path, source: str = "<pipeline>") -> Pipe
             {role: model.name for role, model in models.items()},
         )
         planned.append(PlannedStage(index, spec, name, stage_class, typed, models, output, fingerprint))
+    training = []
     for index, step in enumerate(config.train):
-        train_path = step.config if step.config.is_absolute() else base_dir / step.config
-        if not train_path.is_file():
-            raise ConfigError(f"{source}: train[{index}].config: training config {step.config} not found")
-        # Its training YAML is checked now, before any stage runs (trainers imported on use, DESIGN §2).
-        importlib.import_module("trainers.pipeline").step_config(step.kind, train_path, step.where,
-                                                                 f"{source}: train[{index}].config")
-    return Pipeline(config, base_dir, planned)
+        if plan_training is None:
+            raise ConfigError(f"{source}: train[{index}]: this loader was given no trainers; `factory run` trains")
+        training.append(plan_training(step, base_dir, f"{source}: train[{index}]"))
+    return Pipeline(config, base_dir, planned, training)
 
 
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -258,11 +264,11 @@ def _stage_models(config: PipelineConfig, spec: StageSpec, stage_class: type[Sta
     return models
 
 
-def load_pipeline(path: str | Path) -> Pipeline:
+def load_pipeline(path: str | Path, plan_training: PlanTraining | None = None) -> Pipeline:
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read pipeline {path}: {exc.strerror}") from None
     raw = parse_yaml(text, path)
-    return parse_pipeline(raw, path.parent.resolve(), str(path))
+    return parse_pipeline(raw, path.parent.resolve(), str(path), plan_training)

@@ -9,9 +9,8 @@ the rows came from.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import polars as pl
 
 from factory.columns import require_columns
 from factory.errors import FactoryError
+from factory.formats import to_dpo, to_rm, to_sft
 from factory.redact import scrub, scrub_all
 from factory.store import Store, check_dataset_name, quote_identifier
 from factory.store.names import STAGE_RUNS_DATASET
@@ -29,33 +29,24 @@ from factory.store.names import STAGE_RUNS_DATASET
 class ExportFormat:
     """A training format: which columns the data set needs and how rows become records."""
 
-    convert: str  # "module:function", (frame: pl.DataFrame) -> pl.DataFrame; imported on use
+    convert: Callable[[pl.DataFrame], pl.DataFrame]
     needs: tuple[str, ...] = ()  # at least one column of each "a|b" alternative must exist
     description: str = ""
     drop_errors: bool = True  # error rows are for audit, never for training
 
-    def function(self) -> Callable[[pl.DataFrame], pl.DataFrame]:
-        module, _, name = self.convert.partition(":")
-        return getattr(importlib.import_module(module), name)
+
+def identity(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame
 
 
-# Formats by name. Packages outside `factory` add theirs here by dotted path (factory imports
-# nothing of theirs by name, DESIGN.md §2).
+PAIR_NEEDS = ("prompt", "chosen|response_1", "rejected|response_2")
+# factory's own formats (factory/formats.py). The CLI adds those of generators and annotators and
+# passes the whole table in (factory imports neither, DESIGN.md §2).
 FORMATS: dict[str, ExportFormat] = {
-    "raw": ExportFormat("factory.export:identity", (), "every column, error rows included", drop_errors=False),
-    "sft": ExportFormat("factory.export:to_sft", ("prompt|instruction", "response"), "TRL conversational `messages`"),
-    "alpaca": ExportFormat("generators.skillmix.export:to_alpaca", ("instruction|prompt", "response"),
-                           "Alpaca `instruction` / `input` / `output`"),
-    "helpsteer2": ExportFormat("annotators.exports:to_helpsteer2", ("prompt", "response", "helpfulness", "correctness",
-                               "coherence", "complexity", "verbosity"), "HelpSteer2 attributes as ints 0-4"),
-    "helpsteer2-preference": ExportFormat("annotators.exports:to_helpsteer2_preference", ("prompt", "response_1",
-                                          "response_2", "preference_strength"), "HelpSteer2-Preference strengths"),
-    "rm": ExportFormat("annotators.exports:to_rm", ("prompt", "chosen|response_1", "rejected|response_2"),
-                       "TRL reward: conversational chosen / rejected + margin"),
-    "dpo": ExportFormat("annotators.exports:to_dpo", ("prompt", "chosen|response_1", "rejected|response_2"),
-                        "TRL preference: conversational prompt / chosen / rejected"),
-    "judge-dpo": ExportFormat("annotators.judges.exports:to_judge_dpo", ("prompt", "candidates", "verdict"),
-                              "TRL preference pairs from decisive `judgments` (judge, jury, debate, ranking)"),
+    "raw": ExportFormat(identity, (), "every column, error rows included", drop_errors=False),
+    "sft": ExportFormat(to_sft, ("prompt|instruction", "response"), "TRL conversational `messages`"),
+    "rm": ExportFormat(to_rm, PAIR_NEEDS, "TRL reward: conversational chosen / rejected + margin"),
+    "dpo": ExportFormat(to_dpo, PAIR_NEEDS, "TRL preference: conversational prompt / chosen / rejected"),
 }
 
 
@@ -82,23 +73,6 @@ def _select(store: Store, dataset: str, where: str | None, name: str, fmt: Expor
         if frame.schema.get(column) == pl.String:
             frame = frame.with_columns(pl.Series(column, scrub_all(frame[column].to_list()), dtype=pl.String))
     return frame
-
-
-def identity(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame
-
-
-def to_sft(frame: pl.DataFrame) -> pl.DataFrame:
-    """TRL's conversational SFT format: one `messages` list per row (system turn when present)."""
-    prompt = "prompt" if "prompt" in frame.columns else "instruction"
-    has_system = "system_prompt" in frame.columns
-    messages = []
-    for row in frame.filter(pl.col("response").is_not_null()).iter_rows(named=True):
-        turns = [{"role": "system", "content": row["system_prompt"]}] if has_system and row["system_prompt"] else []
-        turns += [{"role": "user", "content": row[prompt]}, {"role": "assistant", "content": row["response"]}]
-        messages.append({"id": row["id"], "messages": turns})
-    return pl.DataFrame(messages, schema={"id": pl.String, "messages": pl.List(pl.Struct(
-        {"role": pl.String, "content": pl.String}))})
 
 
 def _card(store: Store, dataset: str, frame: pl.DataFrame, where: str | None, fmt: str) -> str:
@@ -129,13 +103,15 @@ Exported by the LLM data factory on {dt.datetime.now(dt.timezone.utc).isoformat(
 
 
 def export_dataset(store: Store, dataset: str, out: str | Path, where: str | None = None,
-                   fmt: str = "raw", overwrite: bool = False) -> ExportResult:
-    if fmt not in FORMATS:
-        raise FactoryError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
-    export_format = FORMATS[fmt]
+                   fmt: str = "raw", overwrite: bool = False,
+                   formats: Mapping[str, ExportFormat] = FORMATS) -> ExportResult:
+    """`formats`: the table `fmt` is looked up in (the CLI's has every package's formats)."""
+    if fmt not in formats:
+        raise FactoryError(f"unknown export format {fmt!r} (choose from {', '.join(formats)})")
+    export_format = formats[fmt]
     out = prepare_output(out, overwrite)
     frame = _select(store, dataset, where, fmt, export_format)
-    hf = write_dataset_folder(out, export_format.function()(frame), scrub(_card(store, dataset, frame, where, fmt)))
+    hf = write_dataset_folder(out, export_format.convert(frame), scrub(_card(store, dataset, frame, where, fmt)))
     return ExportResult(out, hf.num_rows, fmt)
 
 

@@ -1,4 +1,4 @@
-"""`factory train {sft,rm,dpo,simpo} --config train.yaml`: imported lazily by factory/cli.py."""
+"""`factory train {sft,rm,dpo,simpo} --config train.yaml`: the CLI (factory/cli.py) calls it on use."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import json
 
 from factory.store import Store
 from trainers.config import load_train_config
+from trainers.pipeline import narrowed
 from trainers.run import train
 
 
 def train_command(kind: str, config_path: str, store: Store, where: str | None = None,
                   max_steps: int | None = None) -> int:
-    config = load_train_config(config_path, kind)
-    if where:
-        config.data.where = f"({config.data.where}) AND ({where})" if config.data.where else where
+    config = narrowed(load_train_config(config_path, kind), where)
     if max_steps is not None:
         config.training.max_steps = max_steps
     outcome = train(config, store)

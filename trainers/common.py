@@ -1,15 +1,112 @@
-"""Pieces every trainer shares: device and precision, TRL config arguments, tokenizer, LoRA."""
+"""Pieces every method shares: the `Method` interface, the worker's payload and the run's summary,
+device and precision, TRL config arguments, tokenizer, LoRA."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import datasets
+import polars as pl
 import torch
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, Trainer
 
+from factory.columns import require_columns
+from factory.errors import FactoryError
 from factory.models import resolve_model
-from trainers.config import TrainConfig
+from trainers.config import DataSource, TrainConfig
+
+
+class TrainingDataError(FactoryError):
+    """The selected rows cannot train this kind of model (no rows, missing columns)."""
+
+
+class NoTrainingRows(TrainingDataError):
+    """The query selected no usable rows (a pipeline's training step skips; `factory train` fails)."""
+
+
+def require(frame: pl.DataFrame, needs: list[str], what: str) -> None:
+    """Each need is a column or 'a|b' alternatives; one message names every missing one."""
+    require_columns(needs, frame.columns, what, "the rows have", TrainingDataError)
+
+
+Rows = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Extra:
+    """A second selection a method trains on (the regression phase's ratings, the gate's pairs)."""
+
+    name: str  # its key in WorkerPayload.extra
+    source: DataSource
+    what: str  # the config field, in errors: "rm.regression_data"
+    label: str  # what the recorded query calls it: "regression phase"
+    rows: Callable[[pl.DataFrame], Rows]
+
+
+@dataclass
+class WorkerPayload:
+    """What each Ray Train worker gets: the checked config and the converted rows."""
+
+    config: TrainConfig
+    train: datasets.Dataset
+    eval: datasets.Dataset | None
+    extra: dict[str, datasets.Dataset] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    """What a run reports (its checkpoint's summary.json), then recorded in `training_runs`."""
+
+    device: str
+    precision: str
+    train_rows: int
+    resumed_from_step: int = 0
+    steps: int = 0
+    final_loss: float | None = None
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+    eval: dict[str, Any] = field(default_factory=dict)
+    resume_source: str | None = None
+    checkpoint: str | None = None  # set by the driver: where the run's last checkpoint is
+    final_model: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunSummary:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in names})
+
+
+class Method:
+    """One training method: how store rows become its data set, and the trainer that fits it.
+    trainers/methods.py finds them by kind."""
+
+    kind: str
+
+    def rows(self, config: Any, frame: pl.DataFrame, what: str) -> Rows:
+        """Store rows -> TRL-format records; missing columns raise TrainingDataError naming them."""
+        raise NotImplementedError
+
+    def extras(self, config: Any) -> list[Extra]:
+        """Further selections the method needs besides `data` (none by default)."""
+        return []
+
+    def trainer(self, payload: WorkerPayload, model_path: str, tokenizer: PreTrainedTokenizerBase,
+                args: dict[str, Any], scratch: Path) -> Trainer:
+        """The transformers/TRL trainer, built from TRL's config arguments `args` (common_args)."""
+        raise NotImplementedError
+
+    def fits_directly(self, config: Any) -> bool:
+        """True when the method fits without a Trainer (no steps to checkpoint): `fit` then runs on one worker."""
+        return False
+
+    def fit(self, payload: WorkerPayload, model_path: str, out: Path) -> dict[str, Any]:
+        """Fit and save the model to `out`; returns RunSummary fields (steps, final_loss, log_history, eval)."""
+        raise NotImplementedError
 
 
 def device_kind(use_gpu: bool) -> str:

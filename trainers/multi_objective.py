@@ -20,9 +20,15 @@ import numpy as np
 import torch
 from transformers import AutoModel, PreTrainedTokenizerBase
 
-from trainers.armo import GatingArchitecture, ObjectiveHeads, decorrelate_verbosity, fit_gating, fit_ridge_heads
+from trainers.armo import (
+    GatingArchitecture,
+    ObjectiveHeads,
+    decorrelate_verbosity,
+    fit_gating,
+    fit_ridge_heads,
+)
 from trainers.common import load_tokenizer
-from trainers.config import RewardOptions, TrainConfig
+from trainers.config import MultiObjectiveOptions, RewardConfig
 
 Conversation = list[dict[str, str]]
 
@@ -116,13 +122,13 @@ def _label_matrix(rated: datasets.Dataset) -> np.ndarray:
     return np.array([[np.nan if v is None else v for v in row] for row in rated["labels"]], dtype=float)
 
 
-def _gating_architecture(options: RewardOptions) -> GatingArchitecture:
+def _gating_architecture(options: MultiObjectiveOptions) -> GatingArchitecture:
     return GatingArchitecture(n_hidden=options.gating_n_hidden, hidden_dim=options.gating_hidden_dim,
                               temperature=options.gating_temperature, dropout=options.gating_dropout,
                               logit_scale=options.gating_logit_scale)
 
 
-def train_multi_objective(config: TrainConfig, train: datasets.Dataset, eval_: datasets.Dataset | None,
+def train_multi_objective(config: RewardConfig, train: datasets.Dataset, eval_: datasets.Dataset | None,
                           model_path: str, out: Path, pairs: datasets.Dataset | None = None) -> dict[str, Any]:
     """Fit heads and gate, save the scorer to `out`; returns steps, losses and evaluation."""
     options = config.rm

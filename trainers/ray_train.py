@@ -19,14 +19,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import datasets
 from transformers import Trainer
 from transformers.trainer_utils import get_last_checkpoint
 
 from factory.errors import FactoryError
 from trainers.artifacts import as_location, ray_storage
-from trainers.common import common_args, device_kind, load_tokenizer, model_path, pick_precision
-from trainers.config import TrainConfig
+from trainers.common import (
+    RunSummary,
+    WorkerPayload,
+    common_args,
+    device_kind,
+    load_tokenizer,
+    model_path,
+    pick_precision,
+)
+from trainers.methods import METHODS
 
 CHECKPOINT_SUBDIR = "checkpoint"  # where RayTrainReportCallback puts the transformers checkpoint
 FINAL_SUBDIR = "final"  # the trained model (or adapter, or scorer) in the run's last checkpoint
@@ -37,21 +44,9 @@ class TrainingFailed(FactoryError):
     """The Ray Train run raised; the message is the worker's error."""
 
 
-def build_trainer(config: TrainConfig, payload: dict[str, Any], path: str, args: dict[str, Any],
-                  scratch: Path) -> Trainer:
-    tokenizer = load_tokenizer(path)
-    train, eval_ = payload["train"], payload["eval"]
-    if config.kind == "sft":
-        from trainers.sft import build_sft
-
-        return build_sft(config, train, eval_, path, tokenizer, args)
-    if config.kind in ("dpo", "simpo"):
-        from trainers.preference import build_preference
-
-        return build_preference(config, train, eval_, path, tokenizer, args)
-    from trainers.reward import build_reward
-
-    return build_reward(config, train, eval_, path, tokenizer, args, scratch, payload["extra"])
+def build_trainer(payload: WorkerPayload, path: str, args: dict[str, Any], scratch: Path) -> Trainer:
+    """The method's trainer (trainers.methods.METHODS) on the payload's rows."""
+    return METHODS[payload.config.kind].trainer(payload, path, load_tokenizer(path), args, scratch)
 
 
 def _step_of(checkpoint_dir: Path) -> int:
@@ -73,50 +68,50 @@ def _report_callback() -> Any:
     return IntermediateReports()
 
 
-def _final_report(summary: dict[str, Any], rank: int, trainer: Trainer | None = None,
+def _final_report(summary: RunSummary, rank: int, trainer: Trainer | None = None,
                   fill: Callable[[Path], None] | None = None) -> None:
     """Rank 0 reports a checkpoint with `checkpoint/` (resume state), `final/` (the model) and `summary.json`."""
     import ray.train
 
-    metrics = {"step": summary.get("steps", 0), "loss": summary.get("final_loss")}
+    metrics = {"step": summary.steps, "loss": summary.final_loss}
     if rank != 0:
         ray.train.report(metrics=metrics)
         return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if trainer is not None:
-            last = get_last_checkpoint(trainer.args.output_dir) or summary.get("resume_source")
+            last = get_last_checkpoint(trainer.args.output_dir) or summary.resume_source
             if last:
                 shutil.copytree(last, folder / CHECKPOINT_SUBDIR)
             trainer.save_model(str(folder / FINAL_SUBDIR))  # the adapter only, under LoRA
             trainer.processing_class.save_pretrained(str(folder / FINAL_SUBDIR))
         if fill is not None:
             fill(folder / FINAL_SUBDIR)
-        (folder / SUMMARY_FILE).write_text(json.dumps(summary, default=float))
+        (folder / SUMMARY_FILE).write_text(json.dumps(summary.to_dict(), default=float))
         ray.train.report(metrics=metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 
-def worker_loop(payload: dict[str, Any]) -> None:
+def worker_loop(loop_config: dict[str, WorkerPayload]) -> None:
     """Runs in each Ray Train worker. Transformers' own checkpoints go to a scratch folder on the
     worker's disk; what survives is what Ray copies into the run's storage."""
     with tempfile.TemporaryDirectory(prefix="factory-train-") as scratch:
-        _train(payload, Path(scratch))
+        _train(loop_config["payload"], Path(scratch))
 
 
-def _train(payload: dict[str, Any], scratch: Path) -> None:
+def _train(payload: WorkerPayload, scratch: Path) -> None:
     import ray.train
 
-    config = TrainConfig.model_validate(payload["config"])
+    config, method = payload.config, METHODS[payload.config.kind]
     device = device_kind(config.ray.use_gpu)
     precision = pick_precision(config.training.precision, device)
     rank = ray.train.get_context().get_world_rank()
     path = model_path(config)
-    summary: dict[str, Any] = {"device": device, "precision": precision, "resumed_from_step": 0,
-                               "train_rows": len(payload["train"])}
+    summary = RunSummary(device=device, precision=precision, train_rows=len(payload.train))
 
-    if config.method() == "multi_objective":  # a fit on frozen embeddings: one worker does it
+    if method.fits_directly(config):  # no steps to checkpoint (multi-objective): one worker fits
         def fit(out: Path) -> None:
-            summary.update(_multi_objective(config, payload, path, out))  # before summary.json is written
+            for key, value in method.fit(payload, path, out).items():  # before summary.json is written
+                setattr(summary, key, value)
 
         _final_report(summary, rank, fill=fit if rank == 0 else None)
         return
@@ -128,10 +123,10 @@ def _train(payload: dict[str, Any], scratch: Path) -> None:
         if source is not None and step >= config.training.max_steps:
             _report_finished(Path(folder), step, config.training.max_steps, rank)
             return
-        trainer = build_trainer(config, payload, path, common_args(config, scratch / "hf", precision, device), scratch)
+        trainer = build_trainer(payload, path, common_args(config, scratch / "hf", precision, device), scratch)
         trainer.add_callback(_report_callback())
         if source is not None:
-            summary |= {"resumed_from_step": step, "resume_source": str(source)}
+            summary.resumed_from_step, summary.resume_source = step, str(source)
         trainer.train(resume_from_checkpoint=str(source) if source is not None else None)
         _finish(trainer, summary, rank)  # inside: the resume source may be all there is to copy
 
@@ -144,35 +139,27 @@ def _report_finished(folder: Path, step: int, max_steps: int, rank: int) -> None
     if not (folder / SUMMARY_FILE).exists():  # an intermediate checkpoint: there is no final model to give
         raise TrainingFailed(f"the run's last checkpoint is at step {step}, past max_steps {max_steps}, and holds "
                              "no final model; raise max_steps to finish it, or set resume: false to start over")
-    summary = json.loads((folder / SUMMARY_FILE).read_text()) | {"resumed_from_step": step, "steps": step}
-    metrics = {"step": step, "loss": summary.get("final_loss")}
+    summary = RunSummary.from_dict(json.loads((folder / SUMMARY_FILE).read_text()))
+    summary.resumed_from_step = summary.steps = step
+    metrics = {"step": step, "loss": summary.final_loss}
     if rank != 0:
         ray.train.report(metrics=metrics)
         return
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copytree(folder, tmp, dirs_exist_ok=True)
-        (Path(tmp) / SUMMARY_FILE).write_text(json.dumps(summary, default=float))
+        (Path(tmp) / SUMMARY_FILE).write_text(json.dumps(summary.to_dict(), default=float))
         ray.train.report(metrics=metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 
-def _finish(trainer: Trainer, summary: dict[str, Any], rank: int) -> None:
-    evaluation = trainer.evaluate() if trainer.eval_dataset is not None else {}
+def _finish(trainer: Trainer, summary: RunSummary, rank: int) -> None:
+    summary.eval = trainer.evaluate() if trainer.eval_dataset is not None else {}
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
-    summary |= {"steps": trainer.state.global_step, "final_loss": float(logs[-1]["loss"]) if logs else None,
-                "log_history": logs, "eval": evaluation}
+    summary.steps, summary.log_history = trainer.state.global_step, logs
+    summary.final_loss = float(logs[-1]["loss"]) if logs else None
     _final_report(summary, rank, trainer=trainer)
 
 
-def _multi_objective(config: TrainConfig, payload: dict[str, Any], path: str, final: Path) -> dict[str, Any]:
-    from trainers.multi_objective import train_multi_objective
-
-    result = train_multi_objective(config, payload["train"], payload["eval"], path, final, payload["extra"].get("pairs"))
-    result["eval"] = {**result["eval"], **{f"weight_{k}": v for k, v in result.pop("mixing_weights").items()}}
-    return result | {"train_rows": len(payload["train"])}
-
-
-def launch(config: TrainConfig, home: str, name: str, train: datasets.Dataset, eval_: datasets.Dataset | None,
-           extra: dict[str, datasets.Dataset]) -> dict[str, Any]:
+def launch(payload: WorkerPayload, home: str, name: str) -> RunSummary:
     """Fit in a TorchTrainer whose storage is `home/name`; returns the workers' summary plus the
     locations of the last checkpoint and the final model (URLs on an object store)."""
     import ray.train
@@ -181,11 +168,11 @@ def launch(config: TrainConfig, home: str, name: str, train: datasets.Dataset, e
     from factory.placement import ensure_ray
 
     ensure_ray()
-    payload = {"config": config.model_dump(mode="json"), "train": train, "eval": eval_, "extra": extra}
+    config = payload.config
     storage_path, filesystem = ray_storage(home)
     trainer = TorchTrainer(
         worker_loop,
-        train_loop_config=payload,
+        train_loop_config={"payload": payload},
         scaling_config=ray.train.ScalingConfig(num_workers=config.ray.num_workers, use_gpu=config.ray.use_gpu,
                                                resources_per_worker={"CPU": config.ray.cpus_per_worker}),
         run_config=ray.train.RunConfig(name=name, storage_path=storage_path, storage_filesystem=filesystem,
@@ -200,7 +187,7 @@ def launch(config: TrainConfig, home: str, name: str, train: datasets.Dataset, e
     if result.checkpoint is None:
         raise TrainingFailed(f"training run {name} reported no checkpoint")
     with result.checkpoint.filesystem.open_input_file(f"{result.checkpoint.path}/{SUMMARY_FILE}") as handle:
-        summary = json.loads(handle.read())
-    summary["checkpoint"] = as_location(home, result.checkpoint.path)
-    summary["final_model"] = f"{summary['checkpoint']}/{FINAL_SUBDIR}"
+        summary = RunSummary.from_dict(json.loads(handle.read()))
+    summary.checkpoint = as_location(home, result.checkpoint.path)
+    summary.final_model = f"{summary.checkpoint}/{FINAL_SUBDIR}"
     return summary

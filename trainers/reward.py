@@ -5,7 +5,11 @@ margin on). Scaled BT and attribute regression, which TRL lacks, are small subcl
 - regression: one head per HelpSteer attribute, MSE, missing labels (NaN) masked;
 - regression_then_scaled_bt: the HelpSteer2-Preference recipe (arXiv 2410.01257), a regression model
   on `rm.regression_attributes` (default: `head_attribute` alone, the paper's helpfulness-only model)
-  whose `head_attribute` row initialises the scalar head of a scaled-BT model trained from it.
+  whose `head_attribute` row initialises the scalar head of a scaled-BT model trained from it;
+- multi_objective: ArmoRM on a frozen backbone, fitted without a Trainer (trainers/multi_objective.py).
+
+Rows: preference pairs (factory.formats) plus `margin` or `scale`; rating rows as conversational
+`prompt`/`completion` plus `labels`, one float per attribute (None = missing, masked in the loss).
 """
 
 from __future__ import annotations
@@ -15,14 +19,24 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import polars as pl
 import torch
 from torch import nn
-from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerBase, Trainer, TrainingArguments
-from trl import RewardConfig, RewardTrainer
+from transformers import (
+    AutoModelForSequenceClassification,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainingArguments,
+)
+from trl import RewardConfig as RewardConfig_
+from trl import RewardTrainer
 from trl.trainer.reward_trainer import DataCollatorForPreference
 
-from trainers.common import lora_config
-from trainers.config import TrainConfig
+from factory import formats
+from trainers.common import Extra, Method, Rows, WorkerPayload, lora_config, require
+from trainers.config import RewardConfig
+from trainers.dpo import preference_rows
+from trainers.multi_objective import train_multi_objective
 
 
 def scaled_bt_loss(chosen: torch.Tensor, rejected: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -112,7 +126,7 @@ def _classifier(model_path: str, num_labels: int, tokenizer: PreTrainedTokenizer
     return model
 
 
-def build_regression(config: TrainConfig, train: datasets.Dataset, eval_: datasets.Dataset | None, model_path: str,
+def build_regression(config: RewardConfig, train: datasets.Dataset, eval_: datasets.Dataset | None, model_path: str,
                      tokenizer: PreTrainedTokenizerBase, args: dict[str, Any], attributes: list[str]) -> Trainer:
     """One output per attribute of `attributes` (the order of each row's `labels`)."""
     model = _classifier(model_path, len(attributes), tokenizer)
@@ -127,7 +141,7 @@ def build_regression(config: TrainConfig, train: datasets.Dataset, eval_: datase
                                    data_collator=RatedCollator(tokenizer.pad_token_id), processing_class=tokenizer)
 
 
-def regression_phase(config: TrainConfig, rated: datasets.Dataset, model_path: str,
+def regression_phase(config: RewardConfig, rated: datasets.Dataset, model_path: str,
                      tokenizer: PreTrainedTokenizerBase, args: dict[str, Any], target: Path) -> Path:
     """Train the regression model once (kept in `target`, so a resumed run skips it) and save it merged."""
     if (target / "config.json").exists():
@@ -145,7 +159,7 @@ def regression_phase(config: TrainConfig, rated: datasets.Dataset, model_path: s
     return target
 
 
-def _scalar_from_regression(folder: Path, config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
+def _scalar_from_regression(folder: Path, config: RewardConfig, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
     regression = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
     row = config.rm.regression_phase_attributes.index(config.rm.head_attribute)
     # A 1-row head (new when the phase had several attributes, hence ignore_mismatched_sizes) starts as
@@ -159,18 +173,70 @@ def _scalar_from_regression(folder: Path, config: TrainConfig, tokenizer: PreTra
     return model
 
 
-def build_reward(config: TrainConfig, train: datasets.Dataset, eval_: datasets.Dataset | None, model_path: str,
-                 tokenizer: PreTrainedTokenizerBase, args: dict[str, Any], run_dir: Path,
-                 extra: dict[str, datasets.Dataset]) -> Trainer:
-    objective = config.rm.objective
-    if objective == "regression":
-        return build_regression(config, train, eval_, model_path, tokenizer, args, config.rm.attributes)
-    reward_args = RewardConfig(**args, max_length=config.training.max_length)
-    if objective == "regression_then_scaled_bt":
-        folder = regression_phase(config, extra["regression"], model_path, tokenizer, args, run_dir / "regression")
-        model = _scalar_from_regression(folder, config, tokenizer)
-    else:
-        model = _classifier(model_path, 1, tokenizer)
-    trainer_class = RewardTrainer if objective in ("bt", "margin") else ScaledBTRewardTrainer
-    return trainer_class(model=model, args=reward_args, train_dataset=train, eval_dataset=eval_,
-                         processing_class=tokenizer, peft_config=lora_config(config, "SEQ_CLS"))
+def regression_rows(frame: pl.DataFrame, attributes: list[str], what: str) -> Rows:
+    require(frame, [formats.PROMPT, "response", *attributes], what)
+    prompt = formats.prompt_column(frame.columns)
+    return [{"prompt": formats.user_turns(row, prompt), "completion": formats.assistant(row["response"]),
+             "labels": [None if row[a] is None else float(row[a]) for a in attributes]}
+            for row in frame.iter_rows(named=True) if row["response"] is not None]
+
+
+def _pairs(frame: pl.DataFrame, what: str) -> list[dict[str, Any]]:
+    require(frame, formats.pair_needs(frame.columns), what)
+    return formats.preference_pairs(frame)
+
+
+class Reward(Method):
+    kind = "rm"
+
+    def rows(self, config: RewardConfig, frame: pl.DataFrame, what: str) -> Rows:
+        objective = config.rm.objective
+        if objective in ("regression", "multi_objective"):
+            return regression_rows(frame, config.rm.attributes, what)
+        if objective == "bt":
+            return preference_rows(frame, what)
+        trl = lambda p: {"prompt": p["prompt"], "chosen": formats.assistant(p["chosen"]),  # noqa: E731
+                         "rejected": formats.assistant(p["rejected"])}
+        if objective == "margin":
+            if "margin" not in frame.columns:
+                require(frame, ["margin|preference_strength"], what)
+            return [trl(p) | {"margin": float(p["margin"])} for p in _pairs(frame, what)]
+        # scaled_bt (and the scaled-BT phase of regression_then_scaled_bt): the loss weight is |strength|
+        require(frame, ["preference_strength"], what)
+        return [trl(p) | {"scale": float(abs(p["strength"]))} for p in _pairs(frame, what)]
+
+    def extras(self, config: RewardConfig) -> list[Extra]:
+        rm = config.rm
+        if rm.objective == "regression_then_scaled_bt":
+            return [Extra("regression", rm.regression_data, "rm.regression_data", "regression phase",
+                          lambda frame: regression_rows(frame, rm.regression_phase_attributes,
+                                                        "rm.regression_data for the regression phase"))]
+        if rm.objective == "multi_objective" and rm.pairs is not None:
+            return [Extra("pairs", rm.pairs, "rm.pairs", "gating pairs", lambda frame: preference_rows(frame, "rm.pairs"))]
+        return []
+
+    def trainer(self, payload: WorkerPayload, model_path: str, tokenizer: PreTrainedTokenizerBase,
+                args: dict[str, Any], scratch: Path) -> Trainer:
+        config, train, eval_ = payload.config, payload.train, payload.eval
+        objective = config.rm.objective
+        if objective == "regression":
+            return build_regression(config, train, eval_, model_path, tokenizer, args, config.rm.attributes)
+        reward_args = RewardConfig_(**args, max_length=config.training.max_length)
+        if objective == "regression_then_scaled_bt":
+            folder = regression_phase(config, payload.extra["regression"], model_path, tokenizer, args,
+                                      scratch / "regression")
+            model = _scalar_from_regression(folder, config, tokenizer)
+        else:
+            model = _classifier(model_path, 1, tokenizer)
+        trainer_class = RewardTrainer if objective in ("bt", "margin") else ScaledBTRewardTrainer
+        return trainer_class(model=model, args=reward_args, train_dataset=train, eval_dataset=eval_,
+                             processing_class=tokenizer, peft_config=lora_config(config, "SEQ_CLS"))
+
+    def fits_directly(self, config: RewardConfig) -> bool:
+        return config.rm.objective == "multi_objective"  # a fit on frozen embeddings: one worker does it
+
+    def fit(self, payload: WorkerPayload, model_path: str, out: Path) -> dict[str, Any]:
+        result = train_multi_objective(payload.config, payload.train, payload.eval, model_path, out,
+                                       payload.extra.get("pairs"))
+        weights = {f"weight_{k}": v for k, v in result.pop("mixing_weights").items()}
+        return result | {"eval": {**result["eval"], **weights}}

@@ -13,8 +13,10 @@ from factory.store.names import TRAINING_RUNS_DATASET
 from schemas import rows_to_arrow
 from schemas.training import TrainingRunRecord
 from trainers.artifacts import exists, run_name, runs_home
+from trainers.common import WorkerPayload
 from trainers.config import TrainConfig
 from trainers.data import load_training_data
+from trainers.methods import METHODS
 from trainers.ray_train import TrainingFailed, launch
 
 
@@ -25,9 +27,8 @@ class TrainOutcome:
 
 
 def hyperparameters(config: TrainConfig) -> dict:
-    method = {"sft": config.sft, "dpo": config.dpo, "simpo": config.simpo, "rm": config.rm}[str(config.kind)]
     return {**config.training.model_dump(mode="json"), "lora": config.lora.model_dump() if config.lora else None,
-            "ray": config.ray.model_dump(), str(config.kind): method.model_dump(mode="json")}
+            "ray": config.ray.model_dump(), config.kind: config.options().model_dump(mode="json")}
 
 
 def finished_run(store: Store, name: str, config: TrainConfig) -> TrainingRunRecord | None:
@@ -39,7 +40,7 @@ def finished_run(store: Store, name: str, config: TrainConfig) -> TrainingRunRec
                      "ORDER BY finished_at DESC LIMIT 1", [name]).to_dicts()
     if not rows or not rows[0]["final_model_path"] or not exists(rows[0]["final_model_path"]):
         return None
-    if config.method() != "multi_objective" and rows[0]["steps"] < config.training.max_steps:
+    if not METHODS[config.kind].fits_directly(config) and rows[0]["steps"] < config.training.max_steps:
         return None
     return TrainingRunRecord.model_validate({k: v for k, v in rows[0].items() if k in TrainingRunRecord.model_fields})
 
@@ -58,7 +59,7 @@ def train(config: TrainConfig, store: Store) -> TrainOutcome:
     run_dir = f"{home}/{name}"
     fields = {
         "id": f"{name}-{started.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}",
-        "run_name": name, "kind": str(config.kind), "method": config.method(), "base_model": config.model,
+        "run_name": name, "kind": config.kind, "method": config.method(), "base_model": config.model,
         "config": config.model_dump_json(), "hyperparameters": json.dumps(hyperparameters(config)),
         "data_query": data.snapshot.query, "data_store": data.snapshot.store,
         "data_row_count": len(data.snapshot.row_ids), "data_ids_hash": data.snapshot.ids_hash,
@@ -68,7 +69,7 @@ def train(config: TrainConfig, store: Store) -> TrainOutcome:
         "data_versions": json.dumps(data.snapshot.versions),
     }
     try:
-        summary = launch(config, home, name, data.train, data.eval, data.extra)
+        summary = launch(WorkerPayload(config, data.train, data.eval, data.extra), home, name)
     except TrainingFailed as exc:
         _append(store, TrainingRunRecord(**fields, status="failed", message=str(exc), resumed_from_step=0, steps=0,
                                          metrics="[]", eval_metrics="{}", device="", precision="",
@@ -76,10 +77,10 @@ def train(config: TrainConfig, store: Store) -> TrainOutcome:
                                          finished_at=dt.datetime.now(dt.timezone.utc)))
         raise
     record = TrainingRunRecord(
-        **fields, status="completed", checkpoint_path=summary["checkpoint"], final_model_path=summary["final_model"],
-        resumed_from_step=summary["resumed_from_step"], steps=summary["steps"], final_loss=summary["final_loss"],
-        metrics=json.dumps(summary["log_history"]), eval_metrics=json.dumps(summary["eval"]),
-        device=summary["device"], precision=summary["precision"], seconds=time.perf_counter() - clock,
+        **fields, status="completed", checkpoint_path=summary.checkpoint, final_model_path=summary.final_model,
+        resumed_from_step=summary.resumed_from_step, steps=summary.steps, final_loss=summary.final_loss,
+        metrics=json.dumps(summary.log_history), eval_metrics=json.dumps(summary.eval),
+        device=summary.device, precision=summary.precision, seconds=time.perf_counter() - clock,
         finished_at=dt.datetime.now(dt.timezone.utc))
     _append(store, record)
     # A checkpoint already at max_steps (its row lost, say) is reported again, untrained: done before.

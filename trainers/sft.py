@@ -1,17 +1,24 @@
-"""SFT with TRL's SFTTrainer: full fine-tuning or LoRA, assistant-only loss for conversations."""
+"""SFT with TRL's SFTTrainer: full fine-tuning or LoRA, assistant-only loss for conversations.
+
+Rows: a `messages` column as it is, else `prompt`/`instruction` + `response` (+ `system_prompt`) as
+conversational `messages` (factory.formats)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import datasets
+import polars as pl
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerBase
-from trl import SFTConfig, SFTTrainer
+from trl import SFTConfig as SFTConfig_
+from trl import SFTTrainer
 from trl.chat_template_utils import get_training_chat_template, has_generation_markers
 
-from trainers.common import lora_config
-from trainers.config import TrainConfig
+from factory import formats
+from trainers.common import Method, Rows, WorkerPayload, lora_config, require
+from trainers.config import SFTConfig
 
 
 def template_marks_assistant(tokenizer: PreTrainedTokenizerBase) -> bool:
@@ -45,14 +52,24 @@ def as_prompt_completion(dataset: datasets.Dataset | None) -> datasets.Dataset |
     return dataset.map(split_last_turn, remove_columns=["messages"])
 
 
-def build_sft(config: TrainConfig, train: datasets.Dataset, eval_: datasets.Dataset | None, model_path: str,
-              tokenizer: PreTrainedTokenizerBase, args: dict[str, Any]) -> SFTTrainer:
-    assistant_only = config.sft.assistant_only_loss
-    markers = assistant_only and template_marks_assistant(tokenizer)
-    if assistant_only and not markers:
-        train, eval_ = as_prompt_completion(train), as_prompt_completion(eval_)
-    sft_args = SFTConfig(**args, max_length=config.training.max_length, assistant_only_loss=markers,
-                         completion_only_loss=True if assistant_only and not markers else None)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    return SFTTrainer(model=model, args=sft_args, train_dataset=train, eval_dataset=eval_,
-                      processing_class=tokenizer, peft_config=lora_config(config, "CAUSAL_LM"))
+class SFT(Method):
+    kind = "sft"
+
+    def rows(self, config: SFTConfig, frame: pl.DataFrame, what: str) -> Rows:
+        if "messages" in frame.columns:
+            return [{"messages": row["messages"]} for row in frame.iter_rows(named=True) if row["messages"]]
+        require(frame, [formats.PROMPT, "response"], what + " (or a `messages` column)")
+        return [{"messages": row["messages"]} for row in formats.sft_messages(frame)]
+
+    def trainer(self, payload: WorkerPayload, model_path: str, tokenizer: PreTrainedTokenizerBase,
+                args: dict[str, Any], scratch: Path) -> SFTTrainer:
+        config, train, eval_ = payload.config, payload.train, payload.eval
+        assistant_only = config.sft.assistant_only_loss
+        markers = assistant_only and template_marks_assistant(tokenizer)
+        if assistant_only and not markers:
+            train, eval_ = as_prompt_completion(train), as_prompt_completion(eval_)
+        sft_args = SFTConfig_(**args, max_length=config.training.max_length, assistant_only_loss=markers,
+                              completion_only_loss=True if assistant_only and not markers else None)
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        return SFTTrainer(model=model, args=sft_args, train_dataset=train, eval_dataset=eval_,
+                          processing_class=tokenizer, peft_config=lora_config(config, "CAUSAL_LM"))

@@ -1,4 +1,4 @@
-"""Export format `judge-dpo` (factory.export.FORMATS): TRL preference pairs from `judgments`.
+"""Export format `judge-dpo` (registered by the CLI): TRL preference pairs from `judgments`.
 
 A pairwise judgment (judge, jury or debate) gives a pair when its verdict is decisive: 'A' or 'B'
 after both orders, so position-biased flips (ties) never become training data. A valid ranking gives
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from annotators.exports import to_dpo
+from factory.formats import to_dpo
 
 
 def decisive_pairs(frame: pl.DataFrame) -> pl.DataFrame:

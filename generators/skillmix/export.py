@@ -1,4 +1,4 @@
-"""Export formats for `instructions` (registered in factory.export.FORMATS)."""
+"""Export formats for `instructions` (registered by the CLI as `factory export` formats)."""
 
 from __future__ import annotations
 

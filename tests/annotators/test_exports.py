@@ -4,6 +4,7 @@ import datasets
 import pytest
 
 from factory.config import load_pipeline
+from factory.cli import EXPORT_FORMATS  # every package's formats, as `factory export` has them
 from factory.export import export_dataset
 from factory.runner import PipelineRunner
 from factory.store import Store
@@ -51,7 +52,7 @@ def load_both(path):
 
 def test_helpsteer2_export(annotated_store, tmp_path):
     for dataset in ("ratings", "aggregated_ratings"):
-        export_dataset(annotated_store, dataset, tmp_path / dataset, fmt="helpsteer2")
+        export_dataset(annotated_store, dataset, tmp_path / dataset, fmt="helpsteer2", formats=EXPORT_FORMATS)
         data = load_both(tmp_path / dataset)
         assert data.column_names == ["prompt", "response", "helpfulness", "correctness", "coherence", "complexity",
                                      "verbosity"]
@@ -60,7 +61,7 @@ def test_helpsteer2_export(annotated_store, tmp_path):
 
 
 def test_helpsteer2_preference_export(annotated_store, tmp_path):
-    export_dataset(annotated_store, "helpsteer_preferences", tmp_path / "p", fmt="helpsteer2-preference")
+    export_dataset(annotated_store, "helpsteer_preferences", tmp_path / "p", fmt="helpsteer2-preference", formats=EXPORT_FORMATS)
     data = load_both(tmp_path / "p")
     assert data.column_names == ["prompt", "response_1", "response_2", "preference_strength", "preference_statement",
                                  "preference_elaboration", "justification"]

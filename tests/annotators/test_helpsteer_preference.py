@@ -24,6 +24,7 @@ from annotators.helpsteer.preference import SCALE, STRENGTHS, combine, expected_
 from annotators.webapp.render import preference_scale
 from factory.config import load_pipeline
 from factory.errors import ConfigError, FactoryError
+from factory.cli import EXPORT_FORMATS  # every package's formats, as `factory export` has them
 from factory.export import export_dataset
 from factory.runner import PipelineRunner
 from factory.store import Store
@@ -195,7 +196,7 @@ def test_rerun_adds_nothing(rated):
 
 def test_card_export_from_the_aggregate(rated, tmp_path):
     store, _, _, p0 = rated
-    export_dataset(store, "aggregated_preferences", tmp_path / "card", fmt="helpsteer2-preference")
+    export_dataset(store, "aggregated_preferences", tmp_path / "card", fmt="helpsteer2-preference", formats=EXPORT_FORMATS)
     for data in (datasets.load_from_disk(str(tmp_path / "card")),
                  datasets.load_dataset("parquet", data_files=f"{tmp_path}/card/data/*.parquet", split="train")):
         assert data.column_names == CARD_COLUMNS
@@ -212,7 +213,7 @@ def test_card_export_from_the_aggregate(rated, tmp_path):
 def test_card_export_of_single_raters_and_the_card_shaped_import(rated, tmp_path):
     store, _, _, _ = rated
     export_dataset(store, "helpsteer_preferences", tmp_path / "raw", fmt="helpsteer2-preference",
-                   where="source = 'human'")
+                   where="source = 'human'", formats=EXPORT_FORMATS)
     data = datasets.load_from_disk(str(tmp_path / "raw"))
     assert data.column_names == CARD_COLUMNS and data.features["preference_strength"] == datasets.Value("int32")
     assert data.num_rows == 12

@@ -142,13 +142,17 @@ def test_unknown_model_name_fails_before_launch(tmp_path):
 
 
 def test_train_steps_need_their_config_file(tmp_path):
+    from factory.cli import plan_training  # the trainers' plug-in, as `factory run` passes it
+
     raw = generate_pipeline("org/m")
     raw["train"] = [{"kind": "sft", "config": "missing.yaml"}]
     with pytest.raises(ConfigError, match=r"train\[0\]\.config: training config missing\.yaml not found"):
+        parse_pipeline(raw, tmp_path, "p.yaml", plan_training)
+    with pytest.raises(ConfigError, match=r"train\[0\]: this loader was given no trainers"):
         parse(raw, tmp_path)
     raw["train"] = [{"kind": "pretrain", "config": "missing.yaml"}]
     with pytest.raises(ConfigError, match=r"train\[0\]\.kind"):
-        parse(raw, tmp_path)
+        parse_pipeline(raw, tmp_path, "p.yaml", plan_training)
 
 
 @pytest.mark.parametrize(("field", "value", "where"), [

@@ -9,7 +9,7 @@ from sklearn.model_selection import train_test_split
 
 from trainers.armo import (GatingArchitecture, GatingNetwork, ObjectiveHeads, corr_threshold_penalties,
                            covariance_penalties, decorrelate_verbosity, fit_gating, fit_ridge_heads)
-from trainers.config import RewardOptions
+from trainers.config import MultiObjectiveOptions
 
 ALPHAS = [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4]  # stage-1_train.py
 PENALTIES = [0, 0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6,
@@ -129,7 +129,7 @@ def _independent_gate(network: GatingNetwork, x: np.ndarray, temperature: float)
 def test_gating_network_is_the_references():
     assert GatingArchitecture() == GatingArchitecture(n_hidden=3, hidden_dim=1024, temperature=10.0, dropout=0.2,
                                                       logit_scale=1.0)
-    options = RewardOptions()  # the config's defaults are the reference's
+    options = MultiObjectiveOptions()  # the config's defaults are the reference's
     assert (options.gating_n_hidden, options.gating_hidden_dim, options.gating_temperature, options.gating_dropout,
             options.gating_logit_scale) == (3, 1024, 10.0, 0.2, 1.0)
     assert (options.gating_steps, options.gating_batch_size, options.gating_learning_rate,

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from trainers.common import common_args, load_tokenizer, pick_precision
+from trainers.common import WorkerPayload, common_args, load_tokenizer, pick_precision
 from trainers.config import load_train_config
 from trainers.data import load_training_data
 from trainers.ray_train import build_trainer
@@ -28,8 +28,8 @@ CASES = [
 def test_two_steps(kind, overrides, tmp_path, tiny_model_dir, train_store):
     config = load_train_config(write_config(tmp_path, tiny_model_dir, **overrides), kind)
     data = load_training_data(config, train_store)
-    payload = {"train": data.train, "eval": data.eval, "extra": data.extra}
-    trainer = build_trainer(config, payload, str(tiny_model_dir), common_args(config, tmp_path / "hf", "fp32", "cpu"),
+    payload = WorkerPayload(config, data.train, data.eval, data.extra)
+    trainer = build_trainer(payload, str(tiny_model_dir), common_args(config, tmp_path / "hf", "fp32", "cpu"),
                             tmp_path / "run")
     trainable = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
     result = trainer.train()

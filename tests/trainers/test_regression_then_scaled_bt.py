@@ -12,10 +12,10 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoConfig
 
-from trainers.common import common_args, load_tokenizer
+from trainers.common import WorkerPayload, common_args, load_tokenizer
 from trainers.config import load_train_config
 from trainers.data import load_training_data
-from trainers.reward import build_reward
+from trainers.reward import Reward
 from tests.trainers.conftest import write_config
 
 PROBE = "model.layers.0.mlp.down_proj.weight"
@@ -35,8 +35,9 @@ def test_regression_phase_then_scaled_bt(rm, regression_data, phase_attributes, 
     data = load_training_data(config, train_store)
     assert len(data.extra["regression"][0]["labels"]) == len(phase_attributes)
     run_dir = tmp_path / "run"
-    trainer = build_reward(config, data.train, data.eval, str(tiny_model_dir), load_tokenizer(str(tiny_model_dir)),
-                           common_args(config, tmp_path / "hf", "fp32", "cpu"), run_dir, data.extra)
+    trainer = Reward().trainer(WorkerPayload(config, data.train, data.eval, data.extra), str(tiny_model_dir),
+                               load_tokenizer(str(tiny_model_dir)), common_args(config, tmp_path / "hf", "fp32", "cpu"),
+                               run_dir)
 
     regression = run_dir / "regression"
     assert AutoConfig.from_pretrained(regression).num_labels == len(phase_attributes)

@@ -9,6 +9,7 @@ from annotators.offline.calibrate import calibrate
 from annotators.offline.report import write_report
 from factory.config import load_pipeline
 from factory.errors import ConfigError
+from factory.cli import EXPORT_FORMATS  # every package's formats, as `factory export` has them
 from factory.export import export_dataset
 from factory.runner import PipelineRunner
 from factory.store import Store
@@ -80,7 +81,7 @@ def test_multiagent_pipeline_calibrate_report_export(tmp_path, long_model_dir):
 
     decisive = [r for r in judgments if r["strategy"] == "pairwise" and r["verdict"] in ("A", "B") and r["error"] is None]
     ranks = [r for r in judgments if r["strategy"] == "ranking" and r["ranking"]]
-    result = export_dataset(store, "judgments", tmp_path / "dpo", fmt="judge-dpo")
+    result = export_dataset(store, "judgments", tmp_path / "dpo", fmt="judge-dpo", formats=EXPORT_FORMATS)
     assert result.rows == len(decisive) + len(ranks)
     # Loadable with the TRL columns whether or not the random judge was decisive (an empty export too).
     exported = datasets.load_from_disk(str(tmp_path / "dpo"))

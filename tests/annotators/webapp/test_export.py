@@ -8,6 +8,7 @@ import pytest
 from annotators.webapp.export import export_campaign
 from factory.cli import main
 from factory.config import load_pipeline
+from factory.cli import EXPORT_FORMATS  # every package's formats, as `factory export` has them
 from factory.export import export_dataset
 from factory.runner import PipelineRunner
 from schemas.ratings import ATTRIBUTES
@@ -78,6 +79,6 @@ def test_the_existing_aggregate_stage_and_export_work_on_the_apps_rows(rated, tm
     aggregated = store.sql("SELECT raters, high_disagreement FROM aggregated_ratings")
     assert aggregated.height == 12 and aggregated["high_disagreement"].sum() == 2
     assert all(sorted(r) == ["alice", "bob", "carol"] for r in aggregated["raters"].to_list())
-    export_dataset(store, "aggregated_ratings", tmp_path / "via-pipeline", fmt="helpsteer2")
+    export_dataset(store, "aggregated_ratings", tmp_path / "via-pipeline", fmt="helpsteer2", formats=EXPORT_FORMATS)
     loaded = datasets.load_from_disk(str(tmp_path / "via-pipeline"))
     assert loaded.column_names == HELPSTEER2_COLUMNS and loaded.num_rows == 10

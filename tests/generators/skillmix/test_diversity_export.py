@@ -3,6 +3,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from factory.cli import EXPORT_FORMATS  # every package's formats, as `factory export` has them
 from factory.export import export_dataset
 from factory.stage import StageContext
 from factory.store import Store
@@ -43,7 +44,7 @@ def test_sft_and_alpaca_exports_load_with_datasets(tmp_path, store_with_instruct
     rows = datasets.load_from_disk(str(sft.path))
     assert sft.rows == 4 and rows[0]["messages"][0]["role"] == "user"
     assert rows[0]["messages"][1] == {"role": "assistant", "content": "A detailed answer that fits."}
-    alpaca = export_dataset(store_with_instructions, "instructions", tmp_path / "alpaca", fmt="alpaca")
+    alpaca = export_dataset(store_with_instructions, "instructions", tmp_path / "alpaca", fmt="alpaca", formats=EXPORT_FORMATS)
     loaded = datasets.load_dataset("parquet", data_files=f"{alpaca.path}/data/*.parquet", split="train")
     assert loaded.column_names == ["id", "instruction", "input", "output"]
     assert loaded[0]["input"] == "" and loaded[0]["output"] == "A detailed answer that fits."
