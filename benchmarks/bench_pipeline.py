@@ -21,6 +21,7 @@ import yaml
 from rich.console import Console
 
 from factory.config import load_pipeline
+from factory.engines.metered import busy_seconds
 from factory.runner import PipelineRunner
 from factory.store import Store
 
@@ -43,7 +44,9 @@ def measure(path: Path, store: Path, executor: str, limit: int | None, streaming
     start = time.perf_counter()
     summaries = runner.run()
     wall = time.perf_counter() - start
-    return wall, sum(s.engine_seconds for s in summaries)
+    # Model time of the whole run: seconds in which some stage's model call ran (stages that ran
+    # at once count once), so the share is at most 100%.
+    return wall, busy_seconds(span for summary in summaries for span in summary.busy)
 
 
 def main() -> None:

@@ -238,7 +238,10 @@ class PipelineRunner:
     def _map(self, stage: PlannedStage, todo: pa.Table, summary: StageSummary, engines: SharedEngines) -> None:
         retry = self._retrying(stage)
         task = self._task(stage, todo.num_rows)
-        for batch in EXECUTORS[self.executor](stage, self.run_id, todo, engines.for_stage(stage.models)):
+        stage_engines = engines.for_stage(stage.models)
+        resources = stage.spec.resources
+        engines.check_room({"CPU": resources.num_cpus, "GPU": resources.num_gpus}, f"{stage.path}.resources")
+        for batch in EXECUTORS[self.executor](stage, self.run_id, todo, stage_engines):
             batch = summary.add(batch)
             parents = sorted(set(batch.column("parent_id").to_pylist()))
             if retry and batch.num_rows:  # the driver is the only writer

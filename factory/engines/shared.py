@@ -151,22 +151,34 @@ def replica_request(spec: ModelSpec) -> dict[str, float]:
     return {name: amount for name, amount in request.items() if amount}
 
 
-def check_feasible(spec: ModelSpec) -> None:
-    """Ray waits forever for an actor no node can hold (an infeasible request only shows in Ray's own
-    logs). On a cluster this process started, no node will ever join: fail now, naming the request. On a
-    cluster named by RAY_ADDRESS an autoscaler may still add such a node, so there we wait as Ray does."""
+def shortfall(request: Mapping[str, float], reserved: Mapping[str, float]) -> str | None:
+    """What `request` lacks beside `reserved` (the run's engine actors, which hold their resources
+    until the run ends) on a cluster this process started; None when it fits, or on a cluster named by
+    RAY_ADDRESS, where an autoscaler may still add nodes, so there we wait as Ray does. Ray itself
+    waits forever for an actor that cannot be placed (it only says so in its own logs)."""
     import ray
 
-    request = replica_request(spec)
-    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
-    if any(all(node.get(name, 0) >= amount for name, amount in request.items()) for node in nodes):
-        return
     if os.environ.get("RAY_ADDRESS"):
-        return
-    wanted = ", ".join(f"{name} {amount:g}" for name, amount in request.items())
-    raise FactoryError(f"model {spec.name!r} ({spec.backend}) asks for {wanted} per replica and no node of this "
-                       f"Ray cluster has that (set num_gpus / num_cpus / resources in its models: entry, or "
-                       f"start Ray on machines that have it and point RAY_ADDRESS at them)")
+        return None
+    total: dict[str, float] = {}
+    for node in ray.nodes():
+        if node["Alive"]:
+            for name, amount in node["Resources"].items():
+                total[name] = total.get(name, 0.0) + amount
+    missing = [f"{name} {amount:g} (of {total.get(name, 0.0) - reserved.get(name, 0.0):g} left beside the "
+               f"engines' {reserved.get(name, 0.0):g})" for name, amount in request.items()
+               if amount > total.get(name, 0.0) - reserved.get(name, 0.0) + 1e-9]
+    return ", ".join(missing) or None
+
+
+def check_feasible(spec: ModelSpec, reserved: Mapping[str, float]) -> None:
+    """All replicas of `spec` must fit beside the engines already started: fail now, naming the request."""
+    request = {name: amount * spec.replicas for name, amount in replica_request(spec).items()}
+    if (missing := shortfall(request, reserved)) is not None:
+        raise FactoryError(f"model {spec.name!r} ({spec.backend}) asks for {missing} for its {spec.replicas} "
+                           f"replica(s) and this Ray cluster cannot hold that (set num_gpus / num_cpus / resources "
+                           f"in its models: entry, or start Ray on machines that have it and point RAY_ADDRESS "
+                           f"at them)")
 
 
 class SharedEngines:
@@ -178,6 +190,16 @@ class SharedEngines:
         self.thread_safe = thread_safe
         self._engines: dict[str, Engine] = {}
         self._actors: list[Any] = []
+        self.reserved: dict[str, float] = {}  # what the engine actors hold for the whole run
+
+    def check_room(self, request: Mapping[str, float], what: str) -> None:
+        """A stage's actors must fit beside the run's engine actors, or Ray would wait for them forever."""
+        if self.executor != "ray":
+            return
+        request = {name: amount for name, amount in request.items() if amount}
+        if (missing := shortfall(request, self.reserved)) is not None:
+            raise FactoryError(f"{what}: a stage actor asks for {missing}; lower it, or the models' "
+                               f"num_cpus / num_gpus (their engine actors hold them for the whole run)")
 
     def for_stage(self, models: Mapping[str, ModelSpec]) -> dict[str, Engine]:
         """Role -> engine for a stage's models, starting the ones not started yet."""
@@ -204,7 +226,7 @@ class SharedEngines:
         from factory.placement import ensure_ray
 
         ensure_ray()
-        check_feasible(spec)
+        check_feasible(spec, self.reserved)
         actor_class = ray.remote(EngineActor).options(
             num_cpus=spec.num_cpus, num_gpus=spec.gpus_per_replica(), resources=spec.resources or None,
             max_restarts=ENGINE_RESTARTS, max_task_retries=ENGINE_RESTARTS,
@@ -214,6 +236,8 @@ class SharedEngines:
         )
         handles = [actor_class.remote(spec) for _ in range(spec.replicas)]
         self._actors += handles
+        for name, amount in replica_request(spec).items():
+            self.reserved[name] = self.reserved.get(name, 0.0) + amount * spec.replicas
         try:
             names = ray.get([handle.ready.remote() for handle in handles])  # load errors surface here, once
         except ray.exceptions.RayError as exc:

@@ -65,8 +65,18 @@ def test_engine_actors_are_shared_restarted_and_fail_with_the_reason(tmp_path, t
     # An actor no node of this (local) cluster can hold fails at once, naming the request, instead of
     # waiting forever as Ray does (e.g. a GPU asked for on a CPU machine: vLLM's default once did).
     for asked, named in (({"num_gpus": 64}, "GPU 64"), ({"resources": {"judge_node": 1}}, "judge_node 1")):
-        with shared.SharedEngines("ray") as engines, pytest.raises(FactoryError, match=f"asks for {named} per replica"):
+        with shared.SharedEngines("ray") as engines, pytest.raises(FactoryError, match=f"asks for {named} "):
             engines.for_stage({"model": ModelSpec(name=str(tiny_model_dir), **asked)})
+    # Engine actors hold their CPUs for the whole run: what they leave is all that later engines and
+    # stage actors can have. Asking for more fails at once instead of waiting forever (a bench did).
+    cpus = ray.cluster_resources()["CPU"]
+    with shared.SharedEngines("ray") as engines:
+        engines.for_stage({"model": ModelSpec(name=str(tiny_model_dir), num_cpus=cpus - 0.5)})
+        engines.check_room({"CPU": 0.5}, "stages[0].resources")  # exactly what is left: fits
+        with pytest.raises(FactoryError, match=r"stages\[1\]\.resources: a stage actor asks for CPU 0.75 \(of 0.5 left"):
+            engines.check_room({"CPU": 0.75, "GPU": 0}, "stages[1].resources")
+        with pytest.raises(FactoryError, match="asks for CPU 1 .*for its 1 replica"):
+            engines.for_stage({"judge": ModelSpec(name=str(tiny_model_dir), num_cpus=1, max_batch_size=3)})
 
 
 def test_the_ray_pipeline_uses_engine_actors(tmp_path, tiny_model_dir):
