@@ -18,7 +18,7 @@ from factory.errors import ConfigError
 from factory.ids import stable_hash
 from factory.models import BUNDLED
 from factory.stage import Stage
-from factory.stages import resolve_stage
+from factory.stages import fingerprint_name, resolve_stage
 from factory.store.names import DatasetName, dataset_name_problem
 from factory.yaml_errors import parse_yaml
 
@@ -210,7 +210,7 @@ def parse_pipeline(raw: Any, base_dir: Path, source: str = "<pipeline>",
         output = spec.output or stage_class.default_output
         _check_dataset_names(spec, output, f"{source}: {path}")
         fingerprint = stable_hash(
-            stage_class.__module__ + "." + stage_class.__qualname__,
+            fingerprint_name(stage_class),  # fixed for shipped stages: moving a class keeps its ids
             typed.model_dump(mode="json"),
             {role: model.name for role, model in models.items()},
         )

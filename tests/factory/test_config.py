@@ -4,6 +4,7 @@ from factory.config import load_pipeline, parse_pipeline
 from factory.errors import ConfigError
 from factory.runner import PipelineRunner
 from factory.seeds import SeedFileError
+from factory.stages import FINGERPRINT_NAMES, STAGE_TABLE
 from factory.store import Store
 from tests.helpers import generate_pipeline, prompts, write_pipeline
 
@@ -26,6 +27,22 @@ def test_fingerprint_follows_output_affecting_config_only(tmp_path):
     other_model = parse(generate_pipeline("org/m2"), tmp_path).stages[0].fingerprint
     assert base == other_batch
     assert len({base, other_n, other_model}) == 3
+
+
+def test_fingerprints_do_not_move_with_the_stage_classes(tmp_path):
+    # Fingerprints are part of every row id: these values were computed before the stages moved into
+    # `stages.py` modules (commit 18c4cb1), so an existing store still resumes instead of doubling rows.
+    raw = {"name": "pin", "executor": "local", "models": {"smol": {"name": "smollm2-135m-instruct"}}, "stages": [
+        {"stage": "generate", "input": {"seed": "prompts.jsonl"}, "model": "smol", "config": {"n": 2, "seed": 0}},
+        {"stage": "cdr", "input": {"dataset": "responses"}, "models": {"strong": "smol", "weak": "smol"}},
+        {"stage": "judge", "input": {"dataset": "responses"}, "model": "smol"},
+        {"stage": "annotators.judges.stages.win_rates:WinRatesStage", "name": "win_rates", "input": {"dataset": "judgments"}},
+    ]}
+    pipeline = load_pipeline(write_pipeline(tmp_path, raw, prompts(1)))
+    assert {s.name: s.fingerprint for s in pipeline.stages} == {
+        "generate": "212c686ccee0732b", "cdr": "eb5e8356b3eac7fa", "judge": "39842077bc178bd2",
+        "win_rates": "3aba1adfde2e32e7"}  # the last one named by its dotted path: the same name
+    assert set(FINGERPRINT_NAMES) == set(STAGE_TABLE)  # every shipped stage has its fixed name
 
 
 def test_malformed_yaml_names_the_line(tmp_path):
