@@ -90,6 +90,17 @@ def in_flight(planned: PlannedStage) -> dict[str, Any]:
     return {"max_concurrent_calls_per_actor": width, "enable_true_multi_threading": True}
 
 
+# Ray Data's own tasks (`from_arrow` reads each block's metadata in a task) ask for one CPU each: a
+# stage on Ray needs that much free beside the run's engine actors, or it waits forever.
+RAY_DATA_TASK_CPUS = 1.0
+
+
+def ray_request(planned: PlannedStage) -> dict[str, float]:
+    """What a stage on Ray needs free at some moment: one stage actor, and Ray Data's own tasks."""
+    resources = planned.spec.resources
+    return {"CPU": max(resources.num_cpus, RAY_DATA_TASK_CPUS), "GPU": resources.num_gpus}
+
+
 def run_ray(planned: PlannedStage, run_id: str, todo: pa.Table, engines: Mapping[str, Engine]) -> Iterator[pa.Table]:
     import ray.data
 

@@ -22,7 +22,7 @@ from factory.engines.metered import USAGE_KEY, Span, Usage, busy_seconds, merge_
 from factory.engines.shared import SharedEngines
 from factory.errors import ConfigError, StoreError
 from factory.models import BUNDLED, resolve_model
-from factory.placement import EXECUTORS, ensure_ray
+from factory.placement import EXECUTORS, ensure_ray, ray_request
 from factory.inputs import StageInput
 from factory.ray_logs import ray_log_path
 from factory.schedule import Scheduler, UpstreamFinished, plan
@@ -239,8 +239,7 @@ class PipelineRunner:
         retry = self._retrying(stage)
         task = self._task(stage, todo.num_rows)
         stage_engines = engines.for_stage(stage.models)
-        resources = stage.spec.resources
-        engines.check_room({"CPU": resources.num_cpus, "GPU": resources.num_gpus}, f"{stage.path}.resources")
+        engines.check_room(ray_request(stage), f"{stage.path}.resources")
         for batch in EXECUTORS[self.executor](stage, self.run_id, todo, stage_engines):
             batch = summary.add(batch)
             parents = sorted(set(batch.column("parent_id").to_pylist()))
