@@ -7,7 +7,7 @@ and the ratios.
     .venv/bin/python -m benchmarks.bench_two_models                    # 256 prompts, executor ray
     .venv/bin/python -m benchmarks.bench_two_models --prompts 32
 
-Both models are SmolLM2 (bundled); each engine gets one CPU thread (and reserves 0.5 CPU), as on a
+Both models are SmolLM2 (bundled); each engine gets one CPU thread (and reserves 0.75 CPU), as on a
 cluster each model gets its own GPUs: run one at a time, the other model's share of the machine
 sits idle, which is what streaming recovers. Targets: overlap >= 50% of the shorter stage, and
 streaming end to end <= 0.7x the sequential mode.
@@ -37,7 +37,7 @@ def write_pipeline(folder: Path, args: argparse.Namespace) -> Path:
     lines = [json.dumps({"id": f"q{i:04d}", "prompt": f"{base[i % len(base)]} (variant {i})"})
              for i in range(args.prompts)]
     (folder / "prompts.jsonl").write_text("\n".join(lines) + "\n")
-    engine = {"name": "smollm2-135m-instruct", "threads": 1, "num_cpus": 0.5}  # 1 CPU left for Ray Data
+    engine = {"name": "smollm2-135m-instruct", "threads": 1, "num_cpus": 0.75}  # 0.5 CPU left for stage actors
     pipeline = {
         "name": "two-models", "executor": args.executor,
         # Two entries with different settings are two engines (here: the judge scores in larger batches).

@@ -26,7 +26,6 @@ from benchmarks.bench_generate import through_factory, write_inputs
 from factory.config import load_pipeline
 from factory.engines import ModelSpec, SamplingParams, load_engine
 from factory.models import resolve_model
-from factory.placement import batches
 from factory.seeds import read_seed_file
 
 Row = dict[str, Any]

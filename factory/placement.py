@@ -90,15 +90,10 @@ def in_flight(planned: PlannedStage) -> dict[str, Any]:
     return {"max_concurrent_calls_per_actor": width, "enable_true_multi_threading": True}
 
 
-# Ray Data's own tasks (`from_arrow` reads each block's metadata in a task) ask for one CPU each: a
-# stage on Ray needs that much free beside the run's engine actors, or it waits forever.
-RAY_DATA_TASK_CPUS = 1.0
-
-
 def ray_request(planned: PlannedStage) -> dict[str, float]:
-    """What a stage on Ray needs free at some moment: one stage actor, and Ray Data's own tasks."""
+    """What one of the stage's actors asks Ray for."""
     resources = planned.spec.resources
-    return {"CPU": max(resources.num_cpus, RAY_DATA_TASK_CPUS), "GPU": resources.num_gpus}
+    return {"CPU": resources.num_cpus, "GPU": resources.num_gpus}
 
 
 def run_ray(planned: PlannedStage, run_id: str, todo: pa.Table, engines: Mapping[str, Engine]) -> Iterator[pa.Table]:
@@ -111,7 +106,9 @@ def run_ray(planned: PlannedStage, run_id: str, todo: pa.Table, engines: Mapping
     resources = planned.spec.resources
     # One block per batch: Ray Data then hands each actor call exactly one batch, and the
     # driver gets each batch back as soon as it is done (a shard per batch, for resume).
-    dataset = ray.data.from_arrow(batches(todo, resources.batch_size))
+    # from_blocks, not from_arrow: it reads the blocks' metadata here, where from_arrow runs a task
+    # asking for a whole CPU per block, which waits while engine actors hold the machine's CPUs.
+    dataset = ray.data.from_blocks(batches(todo, resources.batch_size))
     mapped = dataset.map_batches(
         StageActor,
         fn_constructor_kwargs={"planned": planned, "run_id": run_id, "engines": dict(engines)},

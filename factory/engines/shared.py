@@ -198,9 +198,8 @@ class SharedEngines:
             return
         request = {name: amount for name, amount in request.items() if amount}
         if (missing := shortfall(request, self.reserved)) is not None:
-            raise FactoryError(f"{what}: the stage's actor and Ray Data's tasks (1 CPU) ask for {missing}; "
-                               f"lower the models' num_cpus / num_gpus (their engine actors hold them for the "
-                               f"whole run) or the stage's")
+            raise FactoryError(f"{what}: a stage actor asks for {missing}; lower it, or the models' "
+                               f"num_cpus / num_gpus (their engine actors hold them for the whole run)")
 
     def for_stage(self, models: Mapping[str, ModelSpec]) -> dict[str, Engine]:
         """Role -> engine for a stage's models, starting the ones not started yet."""

@@ -73,7 +73,7 @@ def test_engine_actors_are_shared_restarted_and_fail_with_the_reason(tmp_path, t
     with shared.SharedEngines("ray") as engines:
         engines.for_stage({"model": ModelSpec(name=str(tiny_model_dir), num_cpus=cpus - 0.5)})
         engines.check_room({"CPU": 0.5}, "stages[0].resources")  # exactly what is left: fits
-        with pytest.raises(FactoryError, match=r"stages\[1\]\.resources: .* ask for CPU 0.75 \(of 0.5 left"):
+        with pytest.raises(FactoryError, match=r"stages\[1\]\.resources: a stage actor asks for CPU 0.75 \(of 0.5 left"):
             engines.check_room({"CPU": 0.75, "GPU": 0}, "stages[1].resources")
         with pytest.raises(FactoryError, match="asks for CPU 1 .*for its 1 replica"):
             engines.for_stage({"judge": ModelSpec(name=str(tiny_model_dir), num_cpus=1, max_batch_size=3)})
@@ -87,19 +87,24 @@ def test_the_ray_pipeline_uses_engine_actors(tmp_path, tiny_model_dir):
     assert first.completion_tokens > 0 and first.engine_seconds > 0  # accounting still per stage
 
 
-def test_a_run_whose_engines_leave_no_room_for_its_stages_fails_at_once(tmp_path, tiny_model_dir):
-    # Ray Data's own tasks ask for a whole CPU: with the engine holding all but half a CPU, the stage
-    # used to wait forever in ray.data.from_arrow (seen in bench_two_models).
+def test_stages_run_in_what_the_engines_leave_or_fail_at_once(tmp_path, tiny_model_dir):
     import ray
 
     from factory.placement import ensure_ray
 
     ensure_ray()
+    cpus = ray.cluster_resources()["CPU"]
     raw = generate_pipeline(str(tiny_model_dir), executor="ray", n=1)
-    raw["models"]["m"]["num_cpus"] = ray.cluster_resources()["CPU"] - 0.5
+    # The engine holds all but half a CPU: the stage's actor (0.25 CPU) runs in the rest. (Ray Data's
+    # from_arrow asked for a whole CPU per block and so waited forever here: seen in bench_two_models.)
+    raw["models"]["m"]["num_cpus"] = cpus - 0.5
+    (summary,) = PipelineRunner(load_pipeline(write_pipeline(tmp_path, raw, prompts(2))), Store(tmp_path / "a")).run()
+    assert (summary.rows, summary.error_rows) == (2, 0)
+    # All but a tenth: the stage actor can never be placed, and the run says so instead of waiting.
+    raw["models"]["m"]["num_cpus"] = cpus - 0.1
     path = write_pipeline(tmp_path, raw, prompts(2))
-    with pytest.raises(FactoryError, match=r"stages\[0\]\.resources: .*CPU 1 \(of 0.5 left beside the engines"):
-        PipelineRunner(load_pipeline(path), Store(tmp_path / "store")).run()
+    with pytest.raises(FactoryError, match=r"stages\[0\]\.resources: a stage actor asks for CPU 0.25 \(of 0.1 left"):
+        PipelineRunner(load_pipeline(path), Store(tmp_path / "b")).run()
 
 
 def test_vllm_engine_actors_ask_for_no_gpu_with_vllms_cpu_build(monkeypatch):
