@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from factory.config import CountInput, DatasetInput, Pipeline, PlannedStage, SeedInput
 from factory.errors import ConfigError, StoreError
@@ -66,6 +65,8 @@ class StageInput:
             return
         if self.parent_fingerprints is not None and not upstream_finished:
             table = self._complete_groups(source)
+            if table is None:
+                return
         elif self.parent_fingerprints is not None:
             table = self._read(source)  # the upstream has finished: every group is whole now
         else:
@@ -104,13 +105,19 @@ class StageInput:
         except StoreError as exc:
             raise ConfigError(f"{self.stage.path}.input.where: {exc}") from None
 
-    def _complete_groups(self, source: DatasetInput) -> pa.Table:
-        """Every row of each parent the upstream (at its current fingerprint) has committed: it
-        commits all of one input's outputs together, so such a group is whole."""
-        marks = ", ".join("?" for _ in self.parent_fingerprints or [])
-        dataset = quote_identifier(source.dataset)
-        return self._read(source, f"parent_id IN (SELECT parent_id FROM {dataset} WHERE fingerprint IN ({marks}))",
-                          list(self.parent_fingerprints or []))
+    def _complete_groups(self, source: DatasetInput) -> pa.Table | None:
+        """Every row of each parent the upstream (at its current fingerprint) committed since the
+        last round: it commits all of one input's outputs together, so such a group is whole."""
+        fingerprints = list(self.parent_fingerprints or [])
+        marks = ", ".join("?" for _ in fingerprints)
+        try:
+            new, self._seen_files = self.store.arrow_new_files(
+                source.dataset, f"SELECT DISTINCT parent_id FROM {quote_identifier(source.dataset)} "
+                f"WHERE fingerprint IN ({marks}) AND parent_id IS NOT NULL", self._seen_files, fingerprints)
+        except StoreError as exc:
+            raise ConfigError(f"{self.stage.path}.input: {exc}") from None
+        parents = new.column(0).to_pylist()
+        return self._read(source, "parent_id IN (SELECT unnest(?::VARCHAR[]))", [parents]) if parents else None
 
     def _side_inputs(self) -> dict[str, pa.Table]:
         names = self.stage.stage_class.side_inputs(self.stage.config)
@@ -125,9 +132,9 @@ class StageInput:
         # seed file's ids would cost memory for nothing).
         remember = isinstance(self.stage.spec.input, DatasetInput)
         for table in tables:
-            if remember and self._offered_ids and table.num_rows:
-                seen = pa.array(list(self._offered_ids), pa.string())
-                table = table.filter(pc.invert(pc.is_in(table.column("id"), seen)))
+            if remember and self._offered_ids and table.num_rows:  # work in proportion to this round's rows
+                fresh = [item not in self._offered_ids for item in table.column("id").to_pylist()]
+                table = table.filter(pa.array(fresh, pa.bool_()))
             if self.limit is not None:
                 table = table.slice(0, max(self.limit - self.offered, 0))
             if not table.num_rows:

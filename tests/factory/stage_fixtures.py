@@ -74,3 +74,17 @@ class ParentGroupStage(Stage):
 
     def failed_row(self, row: dict[str, Any], message: str) -> CountRow:
         return CountRow(**self.lineage(row["id"]), members=[], error=message)
+
+
+class EchoStage(Stage):
+    """Row-wise and model-free: one output row per input row."""
+
+    Config = ParentGroupConfig
+    Record = CountRow
+    default_output = "echoes"
+
+    def process(self, rows: list[dict[str, Any]]) -> list[CountRow]:
+        return [CountRow(**self.lineage(row["id"]), members=[row["id"]]) for row in rows]
+
+    def failed_row(self, row: dict[str, Any], message: str) -> CountRow:
+        return CountRow(**self.lineage(row["id"]), members=[], error=message)
