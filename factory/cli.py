@@ -20,13 +20,13 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from annotators.exports import to_helpsteer2, to_helpsteer2_preference
+from annotators.helpsteer.exports import to_helpsteer2, to_helpsteer2_preference
 from annotators.judges.exports import to_judge_dpo
 from factory.errors import FactoryError
 from factory.export import FORMATS, ExportFormat
 from factory.store import Store
 from factory.store.names import STAGE_RUNS_DATASET
-from generators.skillmix.export import to_alpaca
+from generators.skillmix.exports import to_alpaca
 
 if TYPE_CHECKING:
     from factory.config import TrainingRun, TrainStep

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import polars as pl
 
-from annotators.exports import to_helpsteer2, to_helpsteer2_preference
+from annotators.helpsteer.exports import to_helpsteer2, to_helpsteer2_preference
 from annotators.helpsteer.aggregate import aggregate, aggregate_preferences
 from annotators.webapp.answers import AnswerBook
 from annotators.webapp.campaign import Campaign
