@@ -20,7 +20,7 @@ from factory.models import BUNDLED
 from factory.stage import Stage
 from factory.stages import fingerprint_name, resolve_stage
 from factory.store.names import DatasetName, dataset_name_problem
-from factory.yaml_errors import parse_yaml
+from factory.yaml_errors import load_yaml_file
 
 
 class SeedInput(BaseModel):
@@ -266,9 +266,5 @@ def _stage_models(config: PipelineConfig, spec: StageSpec, stage_class: type[Sta
 
 def load_pipeline(path: str | Path, plan_training: PlanTraining | None = None) -> Pipeline:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read pipeline {path}: {exc.strerror}") from None
-    raw = parse_yaml(text, path)
+    raw = load_yaml_file(path, "pipeline")
     return parse_pipeline(raw, path.parent.resolve(), str(path), plan_training)

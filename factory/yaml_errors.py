@@ -25,3 +25,12 @@ def parse_yaml(text: str, source: str | Path, error: type[FactoryError] = Config
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise error(yaml_error_message(source, exc)) from None
+
+
+def load_yaml_file(path: Path, what: str) -> Any:
+    """A YAML file's contents; an unreadable file or bad syntax is a ConfigError naming `what` and the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    return parse_yaml(text, path)

@@ -24,7 +24,7 @@ from pydantic import (
 from factory.config import check_model_name, format_location
 from factory.errors import ConfigError
 from factory.store import DatasetName, quote_identifier
-from factory.yaml_errors import parse_yaml
+from factory.yaml_errors import load_yaml_file
 
 HELPSTEER_ATTRIBUTES = ["helpfulness", "correctness", "coherence", "complexity", "verbosity"]
 
@@ -294,9 +294,5 @@ def parse_train_config(raw: Any, kind: str, base_dir: Path, source: str = "<trai
 
 def load_train_config(path: str | Path, kind: str) -> TrainConfig:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read training config {path}: {exc.strerror}") from None
-    raw = parse_yaml(text, path)
+    raw = load_yaml_file(path, "training config")
     return parse_train_config(raw, kind, path.parent.resolve(), str(path))
