@@ -3,6 +3,7 @@ device and precision, TRL config arguments, tokenizer, LoRA."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -81,32 +82,42 @@ class RunSummary:
         return cls(**{k: v for k, v in raw.items() if k in names})
 
 
-class Method:
+class Method(ABC):
     """One training method: how store rows become its data set, and the trainer that fits it.
     trainers/methods.py finds them by kind."""
 
     kind: str
 
+    @abstractmethod
     def rows(self, config: Any, frame: pl.DataFrame, what: str) -> Rows:
         """Store rows -> TRL-format records; missing columns raise TrainingDataError naming them."""
-        raise NotImplementedError
 
     def extras(self, config: Any) -> list[Extra]:
         """Further selections the method needs besides `data` (none by default)."""
         return []
 
+    @abstractmethod
     def trainer(self, payload: WorkerPayload, model_path: str, tokenizer: PreTrainedTokenizerBase,
                 args: dict[str, Any], scratch: Path) -> Trainer:
         """The transformers/TRL trainer, built from TRL's config arguments `args` (common_args)."""
-        raise NotImplementedError
 
+
+class DirectFit(Method):
+    """A method that, for some configs, fits without a Trainer (no steps to checkpoint): `fit` then
+    runs on one worker."""
+
+    @abstractmethod
     def fits_directly(self, config: Any) -> bool:
-        """True when the method fits without a Trainer (no steps to checkpoint): `fit` then runs on one worker."""
-        return False
+        """True when this config fits directly rather than through `trainer`."""
 
+    @abstractmethod
     def fit(self, payload: WorkerPayload, model_path: str, out: Path) -> dict[str, Any]:
         """Fit and save the model to `out`; returns RunSummary fields (steps, final_loss, log_history, eval)."""
-        raise NotImplementedError
+
+
+def direct_fit(method: Method, config: Any) -> DirectFit | None:
+    """The method, when it fits this config directly; None when a Trainer fits it."""
+    return method if isinstance(method, DirectFit) and method.fits_directly(config) else None
 
 
 def device_kind(use_gpu: bool) -> str:

@@ -28,6 +28,7 @@ from trainers.common import (
     RunSummary,
     WorkerPayload,
     common_args,
+    direct_fit,
     device_kind,
     load_tokenizer,
     model_path,
@@ -108,9 +109,9 @@ def _train(payload: WorkerPayload, scratch: Path) -> None:
     path = model_path(config)
     summary = RunSummary(device=device, precision=precision, train_rows=len(payload.train))
 
-    if method.fits_directly(config):  # no steps to checkpoint (multi-objective): one worker fits
+    if (direct := direct_fit(method, config)) is not None:  # no steps to checkpoint (multi-objective): one worker fits
         def fit(out: Path) -> None:
-            for key, value in method.fit(payload, path, out).items():  # before summary.json is written
+            for key, value in direct.fit(payload, path, out).items():  # before summary.json is written
                 setattr(summary, key, value)
 
         _final_report(summary, rank, fill=fit if rank == 0 else None)

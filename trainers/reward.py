@@ -33,7 +33,7 @@ from trl import RewardTrainer
 from trl.trainer.reward_trainer import DataCollatorForPreference
 
 from factory import formats
-from trainers.common import Extra, Method, Rows, WorkerPayload, lora_config, require
+from trainers.common import DirectFit, Extra, Rows, WorkerPayload, lora_config, require
 from trainers.config import RewardConfig
 from trainers.dpo import preference_rows
 from trainers.multi_objective import train_multi_objective
@@ -186,7 +186,7 @@ def _pairs(frame: pl.DataFrame, what: str) -> list[dict[str, Any]]:
     return formats.preference_pairs(frame)
 
 
-class Reward(Method):
+class Reward(DirectFit):
     kind = "rm"
 
     def rows(self, config: RewardConfig, frame: pl.DataFrame, what: str) -> Rows:

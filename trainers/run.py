@@ -13,7 +13,7 @@ from factory.store.names import TRAINING_RUNS_DATASET
 from schemas import rows_to_arrow
 from schemas.training import TrainingRunRecord
 from trainers.artifacts import exists, run_name, runs_home
-from trainers.common import WorkerPayload
+from trainers.common import WorkerPayload, direct_fit
 from trainers.config import TrainConfig
 from trainers.data import load_training_data
 from trainers.methods import METHODS
@@ -40,7 +40,7 @@ def finished_run(store: Store, name: str, config: TrainConfig) -> TrainingRunRec
                      "ORDER BY finished_at DESC LIMIT 1", [name]).to_dicts()
     if not rows or not rows[0]["final_model_path"] or not exists(rows[0]["final_model_path"]):
         return None
-    if not METHODS[config.kind].fits_directly(config) and rows[0]["steps"] < config.training.max_steps:
+    if direct_fit(METHODS[config.kind], config) is None and rows[0]["steps"] < config.training.max_steps:
         return None
     return TrainingRunRecord.model_validate({k: v for k, v in rows[0].items() if k in TrainingRunRecord.model_fields})
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from factory.config import PlannedStage, load_pipeline
 from factory.engines import Engine, Generation
-from factory.engines.metered import USAGE_KEY, Usage, busy_seconds, merge_spans
+from factory.engines.metered import USAGE_KEY, MeteredEngine, Usage, busy_seconds, merge_spans
 from factory.engines.shared import LockedEngine
 from factory.placement import StageActor
 from tests.helpers import generate_pipeline, prompts, write_pipeline
@@ -26,7 +26,7 @@ def test_overlapping_spans_count_once():
 
 
 class SleepyEngine(Engine):
-    """A model boundary stand-in: each call takes `seconds` and can run beside another."""
+    """A model boundary stand-in: each call (either kind) takes `seconds` and can run beside another."""
 
     name = "sleepy"
 
@@ -38,7 +38,8 @@ class SleepyEngine(Engine):
         return [Generation(prompt_tokens=1, completions=[]) for _ in conversations]
 
     def logprobs(self, conversations, responses):
-        raise NotImplementedError
+        time.sleep(self.seconds)
+        return [[-1.0] for _ in responses]
 
 
 def generate_stage(tmp_path, model_dir) -> PlannedStage:
@@ -72,3 +73,20 @@ def test_a_shared_engine_counts_model_time_not_waiting(tmp_path, tiny_model_dir)
     usages = batch_usages(generate_stage(tmp_path, tiny_model_dir), LockedEngine(SleepyEngine(0.3)), threads=2)  # calls take turns on one model
     assert all(0.3 <= u.seconds < 0.5 for u in usages)  # neither batch counts the other's turn
     assert 0.6 <= sum(usages, Usage()).seconds < 0.9
+
+
+def test_scoring_calls_are_spans_too():
+    metered = MeteredEngine(SleepyEngine(0.3))
+    results: list[Usage] = []
+
+    def score() -> None:
+        assert metered.logprobs([[{"role": "user", "content": "hi"}]], ["there"]) == [[-1.0]]
+        results.append(metered.usage)  # this thread's calls
+
+    workers = [threading.Thread(target=score) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert [u.calls for u in results] == [1, 1]
+    assert 0.3 <= sum(results, Usage()).seconds < 0.5  # two scoring calls at once: one span's time
