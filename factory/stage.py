@@ -29,6 +29,13 @@ SideInputs = Mapping[str, pa.Table]
 StreamUnit = Literal["row", "parent"] | None
 
 
+def grouped_by(column: str) -> StreamUnit:
+    """The stream unit of a stage that groups its input rows by `column`: whole groups as they
+    commit when it is the upstream's `parent_id` (one upstream input's outputs, committed together);
+    otherwise nothing until the upstream has finished."""
+    return "parent" if column == "parent_id" else None
+
+
 class StageConfig(BaseModel):
     """Base for stage configs: unknown keys are errors, so typos fail before any work."""
 

@@ -28,7 +28,7 @@ from annotators.cdr.pairs import build_pair
 from annotators.cdr.router import RouterConfig, route
 from annotators.grouping import group_rows, require_input_columns
 from factory.ids import row_id, stable_hash
-from factory.stage import SideInputs, Stage, StageConfig, StreamUnit
+from factory.stage import SideInputs, Stage, StageConfig, StreamUnit, grouped_by
 from schemas.cdr import PreferenceRow, RewardRow
 
 
@@ -73,8 +73,7 @@ class CDRStage(Stage):
 
     @classmethod
     def stream_unit(cls, config: CDRConfig) -> StreamUnit:
-        # Groups keyed by the upstream's parent_id are whole once committed (one upstream input each).
-        return "parent" if config.group_by == "parent_id" else None
+        return grouped_by(config.group_by)
 
     @classmethod
     def prepare_input(cls, config: CDRConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:

@@ -43,7 +43,7 @@ from annotators.helpsteer.preference import STRENGTHS, combine, expected_strengt
 from annotators.helpsteer.rubrics import expectation, rating_prompt
 from factory.engines import Conversation, SamplingParams
 from factory.errors import FactoryError
-from factory.stage import SideInputs, Stage, StageConfig, StreamUnit
+from factory.stage import SideInputs, Stage, StageConfig, StreamUnit, grouped_by
 from schemas.ratings import (ATTRIBUTES, AggregatedPreferenceRow, AggregatedRatingRow, HelpSteerPreferenceRow,
                              RatingRow)
 
@@ -277,8 +277,7 @@ class HelpSteerPreferenceStage(Stage):
 
     @classmethod
     def stream_unit(cls, config: PreferenceConfig) -> StreamUnit:
-        # Groups keyed by the upstream's parent_id are whole once committed (one upstream input each).
-        return "parent" if config.group_by == "parent_id" else None
+        return grouped_by(config.group_by)
 
     @classmethod
     def prepare_input(cls, config: PreferenceConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:

@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 from annotators.grouping import require_input_columns
 from factory.errors import FactoryError, StoreError
 from factory.ids import stable_hash
-from factory.stage import StageConfig
+from factory.stage import StageConfig, StreamUnit, grouped_by
 from factory.store import query_tables
 
 JURY_ROLES = ("model", "model_2", "model_3", "model_4")  # the model roles of jurors and debate agents
@@ -49,9 +49,19 @@ class CandidateConfig(StageConfig):
         return self
 
 
+def candidate_columns(config: CandidateConfig) -> list[str]:
+    """The input columns an evaluator stage reads."""
+    return ["id", config.group_by, config.prompt_column, config.response_column]
+
+
+def candidate_stream_unit(config: CandidateConfig, strategy: Literal["single", "pairwise", "ranking"]) -> StreamUnit:
+    """One item per row when judging singly; else one item per group of `config.group_by`."""
+    return "row" if strategy == "single" else grouped_by(config.group_by)
+
+
 def _frame(config: CandidateConfig, rows: pa.Table, stage: str) -> pl.DataFrame:
     """Good input rows with `_configuration` added, in input order."""
-    require_input_columns(rows, ["id", config.group_by, config.prompt_column, config.response_column], stage)
+    require_input_columns(rows, candidate_columns(config), stage)
     try:
         table = query_tables(f"SELECT *, CAST(({config.configuration}) AS VARCHAR) AS _configuration FROM input_rows",
                              {"input_rows": rows})

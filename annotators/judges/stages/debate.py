@@ -15,7 +15,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from annotators.judges.core import PairMode, conversation, judge_pairs
-from annotators.judges.items import JURY_ROLES, CandidateConfig, build_items, item_fields
+from annotators.judges.items import JURY_ROLES, CandidateConfig, build_items, candidate_columns, candidate_stream_unit, item_fields
 from annotators.judges.prompts import CRITERIA, debate_prompt
 from factory.engines import SamplingParams
 from factory.errors import FactoryError
@@ -70,12 +70,11 @@ class DebateStage(Stage):
 
     @classmethod
     def reads(cls, config: DebateConfig) -> list[str]:
-        return ["id", config.group_by, config.prompt_column, config.response_column]
+        return candidate_columns(config)
 
     @classmethod
     def stream_unit(cls, config: DebateConfig) -> StreamUnit:
-        # Groups keyed by the upstream's parent_id are whole once committed (one upstream input each).
-        return "parent" if config.group_by == "parent_id" else None
+        return candidate_stream_unit(config, "pairwise")
 
     @classmethod
     def prepare_input(cls, config: DebateConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:

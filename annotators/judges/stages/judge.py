@@ -13,7 +13,8 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from annotators.judges.core import PairMode, judge_pairs, rank_candidates, score_single
-from annotators.judges.items import CandidateConfig, build_items, item_fields, model_label
+from annotators.judges.items import (CandidateConfig, build_items, candidate_columns, candidate_stream_unit, item_fields,
+                                     model_label)
 from annotators.judges.prompts import CRITERIA
 from factory.stage import SideInputs, Stage, StreamUnit
 from schemas.judging import JudgmentRow
@@ -48,15 +49,11 @@ class JudgeStage(Stage):
 
     @classmethod
     def reads(cls, config: JudgeConfig) -> list[str]:
-        return ["id", config.group_by, config.prompt_column, config.response_column]
+        return candidate_columns(config)
 
     @classmethod
     def stream_unit(cls, config: JudgeConfig) -> StreamUnit:
-        # One item per row when judging singly; else groups keyed by the upstream's parent_id are
-        # whole once committed (one upstream input each).
-        if config.strategy == "single":
-            return "row"
-        return "parent" if config.group_by == "parent_id" else None
+        return candidate_stream_unit(config, config.strategy)
 
     @classmethod
     def prepare_input(cls, config: JudgeConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:

@@ -15,7 +15,8 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from annotators.judges.core import PairMode, judge_pairs, majority, score_single
-from annotators.judges.items import JURY_ROLES, CandidateConfig, build_items, item_fields, model_label
+from annotators.judges.items import (JURY_ROLES, CandidateConfig, build_items, candidate_columns, candidate_stream_unit,
+                                     item_fields, model_label)
 from annotators.judges.prompts import CRITERIA
 from factory.errors import FactoryError
 from factory.stage import SideInputs, Stage, StageContext, StreamUnit
@@ -59,13 +60,11 @@ class JuryStage(Stage):
 
     @classmethod
     def reads(cls, config: JuryConfig) -> list[str]:
-        return ["id", config.group_by, config.prompt_column, config.response_column]
+        return candidate_columns(config)
 
     @classmethod
     def stream_unit(cls, config: JuryConfig) -> StreamUnit:
-        if config.strategy == "single":
-            return "row"
-        return "parent" if config.group_by == "parent_id" else None
+        return candidate_stream_unit(config, config.strategy)
 
     @classmethod
     def prepare_input(cls, config: JuryConfig, rows: pa.Table, side_inputs: SideInputs) -> pa.Table:
